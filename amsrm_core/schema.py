@@ -17,8 +17,8 @@ import numpy as np
 
 from amsrm_core.vocab import PAD, Vocabulary
 
-# Behaviour vocabularies used by the bundled loaders; any other string works too.
-BEHAVIOUR_TYPES = ("click", "like", "share", "buy")
+# Behaviour names used by the bundled loaders and the synthetic data; any other string works too.
+BEHAVIOUR_TYPES = ("click", "like", "share", "buy", "cart")
 
 
 class DataFormatError(ValueError):

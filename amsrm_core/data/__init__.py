@@ -1,0 +1,77 @@
+"""Data loaders and a registry: ``load_dataset("ml-100k")`` gives the canonical ``InteractionData``.
+
+Every loader returns the schema of :mod:`amsrm_core.schema`; see docs/DATA.md
+for what each one maps and for the generic CSV/Parquet format.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from amsrm_core.schema import InteractionData
+
+DATASETS = ("ml-100k", "beauty", "taobao", "generic", "synthetic")
+ALIASES = {"amazon": "beauty"}
+# Folder under the data root (AMSRM_DATA, else <repo>/../shared/data) for each real data set.
+DATA_FOLDERS = {"ml-100k": "ml-100k", "beauty": "amazon-beauty", "taobao": "taobao-sample"}
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _canonical(name: str) -> str:
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in DATASETS:
+        valid = ", ".join([*DATASETS, *(f"{a} (= {t})" for a, t in ALIASES.items())])
+        raise ValueError(f"unknown dataset {name!r}; valid names: {valid}")
+    return key
+
+
+def default_data_path(name: str) -> Path:
+    """Where a bundled data set lives: ``$AMSRM_DATA/<folder>``, else the shared folder beside the repo."""
+    key = _canonical(name)
+    if key not in DATA_FOLDERS:
+        raise ValueError(f"dataset {name!r} has no default data folder; pass a path")
+    root = Path(os.environ.get("AMSRM_DATA", _REPO.parent / "shared" / "data"))
+    return root / DATA_FOLDERS[key]
+
+
+def load_dataset(name: str, /, path: str | Path | None = None, **options: object) -> InteractionData:
+    """Load a data set by name; ``path`` defaults to :func:`default_data_path` where there is one.
+
+    ``name`` is positional-only so that ``name=`` can reach the loaders that take it.
+    Options go to the loader: ``generic`` takes ``users=``, ``items=``, ``name=``
+    (``path`` is the events file); ``beauty`` takes ``name=``; ``synthetic``
+    takes the fields of ``SyntheticConfig`` and no path.
+    """
+    key = _canonical(name)
+    if key == "synthetic":
+        if path is not None:
+            raise ValueError("the synthetic data set is generated, it takes no path")
+        from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic  # written separately
+
+        return generate_synthetic(SyntheticConfig(**options))
+    if path is None:
+        if key == "generic":
+            raise ValueError("the generic loader needs path= the events file (CSV or Parquet)")
+        path = default_data_path(key)
+    return _loader(key)(path, **options)
+
+
+def _loader(key: str) -> Callable[..., InteractionData]:
+    """Import lazily so that loading one data set does not import the others' dependencies."""
+    if key == "ml-100k":
+        from amsrm_core.data.movielens import load_movielens_100k
+
+        return load_movielens_100k
+    if key == "beauty":
+        from amsrm_core.data.amazon import load_amazon_s3rec
+
+        return load_amazon_s3rec
+    if key == "taobao":
+        from amsrm_core.data.taobao import load_taobao
+
+        return load_taobao
+    from amsrm_core.data.generic import load_generic
+
+    return load_generic

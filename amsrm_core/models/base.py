@@ -1,0 +1,89 @@
+"""The interface every recommender implements, and the helpers they share.
+
+Batch tensors (all int64):
+- ``item_seq``      (B, T) item indices, left-padded with 0, latest event last;
+- ``behaviour_seq`` (B, T) behaviour index of each event (0 = padding / none);
+- ``user``          (B,)   user index (1 = unknown user);
+- ``target``        (B, T) next item at every position for training (0 = no target),
+                    or (B,) the item to predict for evaluation.
+
+Methods (RecBole's four, adapted to side information):
+- ``forward(batch)``            → (B, T, H) hidden state per position (causal);
+- ``item_representations()``    → (n_items, H) what hidden states are scored against;
+- ``calculate_loss(batch)``     → scalar training loss;
+- ``full_sort_predict(batch)``  → (B, n_items) scores of every item after the last position;
+- ``predict(batch)``            → (B,) score of ``batch["target"]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from amsrm_core.training.losses import LOSSES
+
+
+class Recommender(nn.Module):
+    """Base class: inner-product scoring of the last hidden state against every item."""
+
+    loss_name: str = "ce"
+    loss_options: dict
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def item_representations(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def trainable(self) -> bool:
+        """Whether gradient training applies (count-based baselines say no)."""
+        return any(p.requires_grad for p in self.parameters())
+
+    def fit_statistics(self, train_items: torch.Tensor) -> None:
+        """Hook for models that learn from counts of the training items; no-op by default."""
+
+    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.forward(batch)  # (B, T, H)
+        has_target = batch["target"] > 0
+        loss = LOSSES[self.loss_name]
+        return loss(hidden[has_target], self.item_representations(), batch["target"][has_target],
+                    **getattr(self, "loss_options", {}))
+
+    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        last = self.forward(batch)[:, -1, :]  # (B, H): left padding keeps the latest event last
+        return last @ self.item_representations().T
+
+    def predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.full_sort_predict(batch).gather(1, batch["target"].unsqueeze(1)).squeeze(1)
+
+
+def attention_mask(item_seq: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) boolean: query t may attend key s ≤ t that is not padding.
+
+    A padding query attends to itself only, so no row is empty (which would give NaN);
+    its output is never used.
+    """
+    T = item_seq.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=item_seq.device).tril()
+    keys = (item_seq != 0)[:, None, None, :]  # (B, 1, 1, T)
+    eye = torch.eye(T, dtype=torch.bool, device=item_seq.device)
+    return (causal & keys) | eye
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """N(0, std²) for embeddings and linear weights, zero biases, unit layer norms.
+
+    A small std matters with inner-product scoring and CE: PyTorch's default N(0, 1)
+    embeddings start with huge logits and learn slowly (ANCHORS.md).
+    """
+    if isinstance(module, nn.Embedding | nn.Linear):
+        nn.init.normal_(module.weight, 0.0, std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+        with torch.no_grad():
+            module.weight[module.padding_idx].zero_()
+    if isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,61 @@
+"""Machine-readable results: ``docs/results/<dataset>.json``, one entry per model.
+
+Shape (docs and later checks read it):
+``{"dataset", "protocol", "split", "models": {name: {"config", "seeds", "metrics":
+{"ndcg@10": {"mean", "std", "runs"}, …}}}, "commit", "date", "machine"}``.
+``std`` is the sample standard deviation over seeds (ddof=1; 0 for one seed).
+Writing merges into an existing file, so models can be run one at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import orjson
+import torch
+
+
+def aggregate(runs: list[dict[str, float]]) -> dict[str, dict]:
+    """Per metric: mean, sample std and the individual runs, in seed order."""
+    out = {}
+    for key in runs[0]:
+        values = [float(r[key]) for r in runs]
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        out[key] = {"mean": float(np.mean(values)), "std": std, "runs": values}
+    return out
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def machine() -> str:
+    return (f"{platform.machine()} {platform.processor() or platform.system()}, "
+            f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+
+def write_results(path: str | Path, dataset: str, protocol: str, split: dict, model_key: str,
+                  entry: dict) -> dict:
+    path = Path(path)
+    document = orjson.loads(path.read_bytes()) if path.exists() else {"models": {}}
+    if document.get("protocol", protocol) != protocol:
+        raise ValueError(f"{path} holds {document['protocol']} results; write {protocol} elsewhere")
+    document.update(dataset=dataset, protocol=protocol, split=split, commit=git_commit(),
+                    date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), machine=machine())
+    document["models"][model_key] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return document

@@ -1,0 +1,129 @@
+"""Training loop: Adam, next-item loss, early stopping on validation NDCG@10.
+
+Reads top to bottom: config, data tensors, optimiser, loop (train epoch → validate →
+keep the best weights), restore the best.  Test metrics are never looked at here:
+model selection uses the validation cases only.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from amsrm_core.batching import training_windows
+from amsrm_core.evaluate import evaluate
+from amsrm_core.models.base import Recommender
+from amsrm_core.splits import Split
+
+SELECTION_METRIC = "ndcg@10"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200  # upper bound; early stopping usually ends sooner
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10  # epochs without a better validation NDCG@10 before stopping
+    seed: int = 0
+    threads: int = 0  # torch CPU threads; 0 = leave torch's default. Set it when sharing cores
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    time_budget_s: float = 0.0  # stop after this much training wall time (0 = no limit)
+    eval_batch_size: int = 512
+    mask_history: bool = True  # rank only items the user has not interacted with
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    epochs_run: int = 0
+    train_seconds: float = 0.0  # training + validation wall time
+    seconds_to_best: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+EpochCallback = Callable[[int, Recommender, dict, float], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def train(
+    model: Recommender,
+    split: Split,
+    config: TrainConfig,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``split``'s training events; returns with the best weights loaded.
+
+    ``on_epoch(epoch, model, valid_metrics, elapsed_s)`` runs after each validation,
+    outside the timed region (benchmarks use it to probe quality over time).
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    max_len = model.config.max_len
+    windows = training_windows(split, max_len)
+    model.to(device)
+    model.fit_statistics(torch.from_numpy(split.data.items[split.train_positions()]))
+    result = TrainResult()
+    eval_options = dict(batch_size=config.eval_batch_size, mask_history=config.mask_history, device=device)
+    if not model.trainable:
+        result.best_valid = evaluate(model, split, "valid", max_len, **eval_options)
+        return result
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    best_score, best_state, stale, elapsed = -1.0, None, 0, 0.0
+    bar = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not config.progress, leave=False)
+    for epoch in bar:
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(windows), generator=generator)
+        total, batches = 0.0, 0
+        for lo in range(0, len(windows), config.batch_size):
+            batch = {k: v.to(device) for k, v in windows.batch(order[lo : lo + config.batch_size]).items()}
+            loss = model.calculate_loss(batch)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total, batches = total + loss.item(), batches + 1
+        valid = evaluate(model, split, "valid", max_len, **eval_options)
+        elapsed += time.perf_counter() - started
+        score = valid[SELECTION_METRIC]
+        result.history.append({"epoch": epoch, "loss": total / max(batches, 1), "valid": valid,
+                               "elapsed_s": elapsed})
+        if score > best_score:
+            best_score, stale = score, 0
+            best_state = copy.deepcopy(model.state_dict())
+            result.best_epoch, result.best_valid, result.seconds_to_best = epoch, valid, elapsed
+        else:
+            stale += 1
+        bar.set_postfix(loss=f"{total / max(batches, 1):.3f}", valid_ndcg10=f"{score:.4f}",
+                        best=f"{best_score:.4f}@{result.best_epoch}")
+        if on_epoch is not None:
+            on_epoch(epoch, model, valid, elapsed)
+        result.epochs_run = epoch
+        if stale >= config.patience or (config.time_budget_s and elapsed >= config.time_budget_s):
+            break
+    result.train_seconds = elapsed
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return result
