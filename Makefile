@@ -1,0 +1,32 @@
+# Everything a fresh machine needs (python3 with pip and venv) goes through these targets.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install lint format test demo all clean
+
+$(BIN)/activate:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first, so the project's torch requirement is already met
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,plots]'
+
+install: $(BIN)/activate
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff check --fix .
+
+test: install lint
+	$(BIN)/python -m pytest
+
+demo: install
+	$(BIN)/amsrm train --dataset synthetic --epochs 20 --patience 5
+
+all: test
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
