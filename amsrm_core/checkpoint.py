@@ -48,8 +48,8 @@ def vocabularies_of(data: InteractionData) -> dict[str, dict]:
 
 
 def model_name_of(model: Recommender) -> str:
-    for name, (cls, _) in MODELS.items():
-        if type(model) is cls:
+    for name, (cls, config_cls) in MODELS.items():  # the config class tells sasrec from sasrec-ce
+        if type(model) is cls and type(model.config) is config_cls:
             return name
     raise CheckpointError(f"{type(model).__name__} is not in the model registry")
 

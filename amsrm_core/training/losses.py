@@ -9,6 +9,13 @@ are never candidates.
 - ``sampled``: softmax over the target and uniformly sampled shared negatives, for
   catalogues too large for a full softmax; accidental hits are removed.
 - ``bce``: SASRec's original binary cross-entropy with one sampled negative.
+- ``bpr``: Rendle et al.'s pairwise BPR, −log σ(s⁺ − s⁻), with one sampled negative.
+
+Models that do not score by a plain inner product (Caser's item bias, AttRec's
+distances) compute their positive and negative scores themselves and call the
+score-level losses directly: ``bce_scores``, ``bpr`` and ``margin_hinge``.
+Negatives are drawn uniformly from the non-reserved items (``uniform_items``); an
+accidental hit (negative = positive) is rare on real catalogues and left in.
 """
 
 from __future__ import annotations
@@ -26,14 +33,15 @@ def full_softmax(hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tenso
     return F.cross_entropy(logits, targets - RESERVED)
 
 
-def _uniform_items(n: int, n_items: int, like: torch.Tensor) -> torch.Tensor:
-    return torch.randint(RESERVED, n_items, (n,), device=like.device)
+def uniform_items(shape: tuple[int, ...], n_items: int, like: torch.Tensor) -> torch.Tensor:
+    """Item indices drawn uniformly from RESERVED … n_items - 1, on ``like``'s device."""
+    return torch.randint(RESERVED, n_items, shape, device=like.device)
 
 
 def sampled_softmax(
     hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, n_negatives: int = 256, **_
 ) -> torch.Tensor:
-    negatives = _uniform_items(n_negatives, items.shape[0], targets)  # shared by the batch
+    negatives = uniform_items((n_negatives,), items.shape[0], targets)  # shared by the batch
     positive = (hidden * items[targets]).sum(-1, keepdim=True)  # (N, 1)
     negative = hidden @ items[negatives].T  # (N, K)
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], -torch.inf)
@@ -41,17 +49,41 @@ def sampled_softmax(
     return F.cross_entropy(logits, torch.zeros_like(targets))
 
 
-def bce_one_negative(hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
-    negatives = _uniform_items(targets.shape[0], items.shape[0], targets)
-    positive = (hidden * items[targets]).sum(-1)
-    negative = (hidden * items[negatives]).sum(-1)
+def bce_scores(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy on logits: positives labelled 1, negatives 0, mean over both."""
     return F.binary_cross_entropy_with_logits(
         torch.cat([positive, negative]), torch.cat([torch.ones_like(positive), torch.zeros_like(negative)])
     )
+
+
+def bpr(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Pairwise BPR (Rendle et al. 2009): mean of −log σ(s⁺ − s⁻) over paired scores."""
+    return -F.logsigmoid(positive - negative).mean()
+
+
+def margin_hinge(positive: torch.Tensor, negative: torch.Tensor, margin: float) -> torch.Tensor:
+    """AttRec's margin loss on paired *distances* (lower = better): mean of [d⁺ + margin − d⁻]₊."""
+    return F.relu(positive + margin - negative).mean()
+
+
+def _one_negative_scores(hidden: torch.Tensor, items: torch.Tensor,
+                         targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inner-product scores of each target and of one uniformly sampled negative, (N,) each."""
+    negatives = uniform_items(targets.shape, items.shape[0], targets)
+    return (hidden * items[targets]).sum(-1), (hidden * items[negatives]).sum(-1)
+
+
+def bce_one_negative(hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
+    return bce_scores(*_one_negative_scores(hidden, items, targets))
+
+
+def bpr_one_negative(hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
+    return bpr(*_one_negative_scores(hidden, items, targets))
 
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "ce": full_softmax,
     "sampled": sampled_softmax,
     "bce": bce_one_negative,
+    "bpr": bpr_one_negative,
 }
