@@ -22,7 +22,7 @@ from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from amsrm_core.data import DATASETS, load_dataset
 from amsrm_core.evaluate import evaluate
 from amsrm_core.models import MODELS
-from amsrm_core.results import write_results
+from amsrm_core.results import merge_results, write_results
 from amsrm_core.runner import Experiment, make_split, parse_overrides, run_seed
 from amsrm_core.schema import DataFormatError
 from amsrm_core.training.trainer import TrainConfig, resolve_device
@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", type=Path, required=True)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--mask-history", action=argparse.BooleanOptionalAction, default=True)
+
+    results = sub.add_parser("results", help="combine results files written by parallel seed runs")
+    results.add_argument("action", choices=["merge"])
+    results.add_argument("inputs", nargs="+", type=Path)
+    results.add_argument("--out", type=Path, required=True)
     return parser
 
 
@@ -132,9 +137,17 @@ def cmd_data(args: argparse.Namespace) -> None:
     print(orjson.dumps(data.summary(), option=orjson.OPT_INDENT_2).decode())
 
 
+def cmd_results(args: argparse.Namespace) -> None:
+    document = merge_results(args.inputs, args.out)
+    for key, entry in document["models"].items():
+        ndcg = entry["metrics"]["ndcg@10"]
+        print(f"{key}: seeds {entry['seeds']} ndcg@10 {ndcg['mean']:.4f} ± {ndcg['std']:.4f}")
+    print(f"wrote {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data}
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data, "results": cmd_results}
     try:
         commands[args.command](args)
     except (DataFormatError, CheckpointError, ValueError, FileNotFoundError) as e:

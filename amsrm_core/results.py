@@ -59,3 +59,36 @@ def write_results(path: str | Path, dataset: str, protocol: str, split: dict, mo
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return document
+
+
+def merge_results(paths: list[str | Path], out: str | Path) -> dict:
+    """Combine results files of the same data set and protocol run with different seeds.
+
+    Lets seeds run as parallel processes (each writing its own file) and still give
+    one entry per model with mean ± std over all seeds.  Seeds must not repeat.
+    """
+    documents = [orjson.loads(Path(p).read_bytes()) for p in paths]
+    first = documents[0]
+    for doc in documents[1:]:
+        if (doc["dataset"], doc["protocol"]) != (first["dataset"], first["protocol"]):
+            raise ValueError("can only merge results of one data set and protocol")
+    merged_models: dict[str, dict] = {}
+    for doc in documents:
+        for key, entry in doc["models"].items():
+            merged_models.setdefault(key, []).append(entry)
+    merged = {}
+    for key, entries in merged_models.items():
+        seeds = [s for e in entries for s in e["seeds"]]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"model {key}: seeds {seeds} repeat")
+        per_seed_test = [{m: v["runs"][i] for m, v in e["metrics"].items()}
+                         for e in entries for i in range(len(e["seeds"]))]
+        per_seed_valid = [{m: v["runs"][i] for m, v in e["valid_metrics"].items()}
+                          for e in entries for i in range(len(e["seeds"]))]
+        merged[key] = dict(entries[0], seeds=seeds, metrics=aggregate(per_seed_test),
+                           valid_metrics=aggregate(per_seed_valid),
+                           runs=[r for e in entries for r in e["runs"]])
+    result = None
+    for key, entry in merged.items():
+        result = write_results(out, first["dataset"], first["protocol"], first["split"], key, entry)
+    return result or {}

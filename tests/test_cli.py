@@ -35,3 +35,20 @@ def test_bad_override_is_a_clear_error(capsys):
 def test_overrides_are_typed():
     parsed = parse_overrides(AMSRMConfig, ["d_model=8", "dropout=0.1", "use_behaviour=false", "loss=sampled"])
     assert parsed == {"d_model": 8, "dropout": 0.1, "use_behaviour": False, "loss": "sampled"}
+
+
+def test_results_from_parallel_seed_runs_merge(tmp_path):
+    parts = []
+    for seed in (3, 4):
+        part = tmp_path / f"part{seed}.json"
+        args = ["train", "--dataset", "synthetic", "--seeds", str(seed), "--epochs", "1", "--no-progress",
+                "--set", "max_len=5", "--set", "d_model=8", "--results", str(part), "--threads", "1"]
+        assert main(args) == 0
+        parts.append(part)
+    out = tmp_path / "merged.json"
+    assert main(["results", "merge", *map(str, parts), "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())["models"]["amsrm"]
+    single = [json.loads(p.read_text())["models"]["amsrm"]["metrics"]["ndcg@10"]["mean"] for p in parts]
+    assert entry["seeds"] == [3, 4]
+    assert entry["metrics"]["ndcg@10"]["runs"] == single
+    assert main(["results", "merge", str(parts[0]), str(parts[0]), "--out", str(out)]) == 2  # repeated seed

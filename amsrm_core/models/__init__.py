@@ -15,7 +15,7 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "amsrm": (AMSRM, AMSRMConfig),
     "popularity": (Popularity, PopularityConfig),
     "sasrec": (SASRec, SASRecConfig),  # the paper's BCE with one sampled negative
-    "sasrec-ce": (SASRec, SASRecCEConfig),  # same model, full softmax CE (checkpoints record it as "sasrec")
+    "sasrec-ce": (SASRec, SASRecCEConfig),  # same model, full softmax CE
     "caser": (Caser, CaserConfig),
     "bpr": (BPR, BPRConfig),
     "attrec": (AttRec, AttRecConfig),

@@ -1,0 +1,182 @@
+"""Top-K recommendation from raw ids: the one scoring path shared offline and online.
+
+The stream worker, the demo, the benchmark and the offline parity test all call
+:class:`Scorer`; nothing else turns histories into recommendations.
+
+Input: windows of raw ids (user id, then (item id, behaviour) pairs, latest last).
+The scorer keeps the latest ``model.config.max_len`` events of each window and
+builds exactly the tensors of :func:`amsrm_core.batching.case_windows`: left-padded
+with 0, latest event last, unknown ids mapped to 1 (``Vocabulary.lookup``), no
+behaviour → 0, and the batch trimmed to its longest window as
+``WindowTensors.batch`` does.  It then calls ``model.full_sort_predict`` (what the
+offline evaluator calls) under ``torch.inference_mode``.
+
+Masking: padding and unknown (indices 0 and 1) are never recommended; with
+``exclude_window`` the items of the scored window are not either.  The offline
+evaluator masks the user's *whole* history instead; the two agree exactly when the
+window holds the whole history, and the parity test masks the window on both
+sides (see docs/STREAMING.md).
+
+Cold windows (no known item: a new user, or only unknown items) carry no signal a
+sequence model can use, so they get the popularity fallback, marked as such.
+Popularity comes from ``popularity.npy`` beside the checkpoint (training-event
+counts, written by :func:`save_popularity`); a checkpoint without that file falls
+back to the norms of the item representations (a rough proxy: with tied
+embeddings and CE, frequent items grow larger norms), with a logged warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from amsrm_core.checkpoint import LoadedCheckpoint, load_checkpoint
+from amsrm_core.schema import InteractionData
+from amsrm_core.vocab import PAD, UNKNOWN
+
+log = logging.getLogger(__name__)
+
+POPULARITY_FILE = "popularity.npy"
+FALLBACK_POPULARITY = "popularity"
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the scorer needs to know about one user: raw ids only, latest event last."""
+
+    user_id: str
+    events: Sequence[tuple[str, str | None]]  # (item id, behaviour or None)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Top-K raw item ids with their scores; ``fallback`` names the non-model source, if any."""
+
+    items: list[str]
+    scores: list[float]
+    fallback: str | None = None
+
+
+def save_popularity(directory: str | Path, data: InteractionData, positions: np.ndarray) -> Path:
+    """Write the item counts of ``positions`` (the training events) beside a checkpoint."""
+    counts = np.bincount(data.items[positions], minlength=len(data.item_vocab)).astype(np.float32)
+    path = Path(directory) / POPULARITY_FILE
+    np.save(path, counts, allow_pickle=False)
+    return path
+
+
+def load_popularity(directory: str | Path, n_items: int) -> np.ndarray | None:
+    """The saved popularity vector, or None when the checkpoint has none."""
+    path = Path(directory) / POPULARITY_FILE
+    if not path.exists():
+        return None
+    counts = np.load(path, allow_pickle=False)
+    if counts.shape != (n_items,):
+        raise ValueError(f"{path}: shape {counts.shape} does not match the {n_items}-item catalogue")
+    return counts.astype(np.float32)
+
+
+class Scorer:
+    """Raw windows in, raw Top-K out, through ``model.full_sort_predict``."""
+
+    def __init__(self, checkpoint: LoadedCheckpoint, k: int = 10, exclude_window: bool = True,
+                 device: str | torch.device = "cpu", popularity: np.ndarray | None = None) -> None:
+        self.device = torch.device(device)
+        self.model = checkpoint.model.to(self.device).eval()
+        self.max_len: int = self.model.config.max_len
+        self.exclude_window = exclude_window
+        vocabs = checkpoint.vocabularies
+        self.item_vocab, self.user_vocab = vocabs["item"], vocabs["user"]
+        self.behaviour_vocab = vocabs["behaviour"]
+        self.item_ids = np.asarray(self.item_vocab.tokens, dtype=object)
+        n_items = len(self.item_vocab)
+        self.k = max(1, min(k, n_items - UNKNOWN - 1))
+        manifest = checkpoint.manifest
+        self.version = f"{manifest.get('model', 'model')}-{manifest.get('weights_sha256', '')[:12]}"
+        self.popularity = self._popularity_scores(popularity, n_items)
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, **options) -> Scorer:
+        """Load a checkpoint and the popularity vector saved beside it, if any."""
+        device = options.get("device", "cpu")
+        loaded = load_checkpoint(directory, device)
+        popularity = options.pop("popularity", None)
+        if popularity is None:
+            popularity = load_popularity(directory, len(loaded.vocabularies["item"]))
+        return cls(loaded, popularity=popularity, **options)
+
+    def _popularity_scores(self, popularity: np.ndarray | None, n_items: int) -> torch.Tensor:
+        if popularity is not None:
+            scores = torch.as_tensor(np.asarray(popularity, dtype=np.float32))
+        else:
+            log.warning("no %s beside the checkpoint: cold users get items ranked by representation norm",
+                        POPULARITY_FILE)
+            with torch.inference_mode():
+                scores = self.model.item_representations().norm(dim=-1).float().cpu()
+        if scores.shape != (n_items,):
+            raise ValueError(f"popularity has shape {tuple(scores.shape)}, expected ({n_items},)")
+        return scores.clone().to(self.device)
+
+    def encode(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
+        """The left-padded batch of ``case_windows``/``WindowTensors.batch`` for raw windows."""
+        width = max(1, min(self.max_len, max((len(w.events) for w in windows), default=1)))
+        item_seq = np.full((len(windows), width), PAD, dtype=np.int64)
+        behaviour_seq = np.full((len(windows), width), PAD, dtype=np.int64)
+        item_lookup, behaviour_lookup = self.item_vocab.lookup, self.behaviour_vocab.lookup
+        for row, window in enumerate(windows):
+            events = window.events[-width:]
+            start = width - len(events)
+            for col, (item, behaviour) in enumerate(events, start):
+                item_seq[row, col] = item_lookup(item)
+                behaviour_seq[row, col] = PAD if behaviour is None else behaviour_lookup(behaviour)
+        users = np.fromiter((self.user_vocab.lookup(w.user_id) for w in windows), dtype=np.int64,
+                            count=len(windows))
+        return {"item_seq": torch.from_numpy(item_seq), "behaviour_seq": torch.from_numpy(behaviour_seq),
+                "user": torch.from_numpy(users)}
+
+    def masked_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, n_items) model scores with padding, unknown and (optionally) window items at -inf."""
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        scores = self.model.full_sort_predict(batch).float().clone()  # (B, n_items); we write into it
+        scores[:, : UNKNOWN + 1] = -torch.inf
+        if self.exclude_window:
+            scores.scatter_(1, batch["item_seq"], -torch.inf)  # its 0s and 1s are masked already
+        return scores
+
+    @torch.inference_mode()
+    def recommend(self, windows: Sequence[Window]) -> list[Ranked]:
+        """Top-K per window: one forward pass for the windows with history, popularity for the rest."""
+        if not windows:
+            return []
+        batch = self.encode(windows)
+        warm = (batch["item_seq"] > UNKNOWN).any(dim=1)  # (B,) at least one known item
+        results: list[Ranked | None] = [None] * len(windows)
+        warm_rows = torch.nonzero(warm).flatten()
+        if len(warm_rows):
+            width = int((batch["item_seq"][warm_rows] != PAD).sum(dim=1).max())
+            sub = {k: (v[warm_rows][:, -width:] if v.dim() == 2 else v[warm_rows]) for k, v in batch.items()}
+            for row, ranked in zip(warm_rows.tolist(), self._top_k(self.masked_scores(sub)), strict=True):
+                results[row] = ranked
+        cold_rows = torch.nonzero(~warm).flatten().tolist()
+        if cold_rows:
+            scores = self.popularity.expand(len(cold_rows), -1).clone()
+            scores[:, : UNKNOWN + 1] = -torch.inf
+            if self.exclude_window:
+                scores.scatter_(1, batch["item_seq"][cold_rows].to(self.device), -torch.inf)
+            for row, ranked in zip(cold_rows, self._top_k(scores, FALLBACK_POPULARITY), strict=True):
+                results[row] = ranked
+        return results  # type: ignore[return-value]  # every row was filled above
+
+    def _top_k(self, scores: torch.Tensor, fallback: str | None = None) -> list[Ranked]:
+        values, indices = torch.topk(scores, self.k, dim=1)
+        values, indices = values.cpu().numpy(), indices.cpu().numpy()
+        ranked = []
+        for idx, val in zip(indices, values, strict=True):
+            keep = np.isfinite(val)  # fewer than K items left after masking: return what is left
+            ranked.append(Ranked(self.item_ids[idx[keep]].tolist(), val[keep].tolist(), fallback))
+        return ranked

@@ -1,0 +1,130 @@
+"""The shared Scorer against the offline path: same tensors, same Top-K, by construction.
+
+Offline side: ``case_windows`` + ``model.full_sort_predict``, padding/unknown and the
+window's items masked (the Scorer's masking set; the offline evaluator's default of
+masking the whole history differs only when a history is longer than the window).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from amsrm_core.batching import case_windows
+from amsrm_core.checkpoint import load_checkpoint
+from amsrm_core.runner import make_split
+from amsrm_core.schema import InteractionData
+from amsrm_core.scoring import FALLBACK_POPULARITY, Scorer, Window, load_popularity
+from amsrm_core.vocab import UNKNOWN
+from streams.checkpoints import ensure_checkpoint
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory, small_synthetic: InteractionData):
+    torch.set_num_threads(1)
+    return ensure_checkpoint(tmp_path_factory.mktemp("ckpt"), small_synthetic, epochs=1,
+                             overrides={"max_len": 12})
+
+
+@pytest.fixture(scope="module")
+def scorer(checkpoint_dir) -> Scorer:
+    return Scorer.from_checkpoint(checkpoint_dir, k=K)
+
+
+def raw_window(data: InteractionData, split, position: int) -> Window:
+    """The raw-id history before ``position`` (the case's window, untruncated)."""
+    start = int(split.user_start[position])
+    items, behaviours = data.item_vocab.tokens, data.behaviour_vocab.tokens
+    events = [(items[data.items[p]], behaviours[data.behaviours[p]]) for p in range(start, position)]
+    return Window(data.user_vocab.tokens[data.users[position]], events)
+
+
+def cases_of(split, n: int = 200) -> np.ndarray:
+    """Test and validation cases plus mid-history positions (short and truncated windows)."""
+    positions = np.flatnonzero(np.arange(split.data.n_events) > split.user_start)
+    picked = np.random.default_rng(0).choice(positions, size=n - 40, replace=False)
+    return np.sort(np.concatenate([split.test_cases[:20], split.valid_cases[:20], picked]))
+
+
+def offline_top_k(model, split, cases: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    windows = case_windows(split, cases, model.config.max_len)
+    batch = windows.batch(slice(0, len(windows)))
+    with torch.no_grad():  # what amsrm_core.evaluate uses
+        scores = model.full_sort_predict(batch).float().clone()
+    scores[:, : UNKNOWN + 1] = -torch.inf
+    scores.scatter_(1, batch["item_seq"], -torch.inf)
+    return torch.topk(scores, K, dim=1)
+
+
+def test_scorer_builds_the_case_window_tensors(scorer: Scorer, small_synthetic):
+    split = make_split(small_synthetic, "loo")
+    cases = cases_of(split)
+    windows = case_windows(split, cases, scorer.max_len)
+    expected = windows.batch(slice(0, len(windows)))
+    got = scorer.encode([raw_window(small_synthetic, split, int(p)) for p in cases])
+    for key in ("item_seq", "behaviour_seq", "user"):
+        assert torch.equal(got[key], expected[key]), key
+
+
+def test_scorer_top_k_equals_offline_top_k(scorer: Scorer, small_synthetic):
+    split = make_split(small_synthetic, "loo")
+    cases = cases_of(split)
+    values, indices = offline_top_k(scorer.model, split, cases)
+    ranked = scorer.recommend([raw_window(small_synthetic, split, int(p)) for p in cases])
+    tokens = small_synthetic.item_vocab.tokens
+    for row, r in enumerate(ranked):
+        assert r.fallback is None
+        assert r.items == [tokens[i] for i in indices[row].tolist()]
+        np.testing.assert_allclose(r.scores, values[row].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_window_items_are_excluded_unless_disabled(checkpoint_dir, small_synthetic):
+    loaded = load_checkpoint(checkpoint_dir)
+    split = make_split(small_synthetic, "loo")
+    windows = [raw_window(small_synthetic, split, int(p)) for p in split.test_cases[:50]]
+    excluding = Scorer(loaded, k=50).recommend(windows)
+    including = Scorer(loaded, k=50, exclude_window=False).recommend(windows)
+    for window, ex, inc in zip(windows, excluding, including, strict=True):
+        scored = {item for item, _ in window.events[-loaded.model.config.max_len:]}
+        assert not scored & set(ex.items)
+        assert [i for i in inc.items if i not in scored] == ex.items[: len([i for i in inc.items
+                                                                             if i not in scored])]
+
+
+def test_unknown_ids_and_cold_users_never_crash(scorer: Scorer, checkpoint_dir, small_synthetic):
+    known = small_synthetic.item_vocab.tokens[5]
+    windows = [
+        Window("new-user", []),  # nothing at all
+        Window("new-user", [("never-seen", "click"), ("also-new", "teleport")]),  # only unknown items
+        Window("new-user", [("never-seen", None), (known, "click")]),  # unknown user, one known item
+        Window(small_synthetic.user_vocab.tokens[2], [(known, "unheard-of-behaviour")]),
+    ]
+    ranked = scorer.recommend(windows)
+    assert [r.fallback for r in ranked] == [FALLBACK_POPULARITY, FALLBACK_POPULARITY, None, None]
+    popularity = load_popularity(checkpoint_dir, len(small_synthetic.item_vocab))
+    # the fallback is the popularity ranking itself (compared by score: ties may order either way)
+    np.testing.assert_allclose(ranked[0].scores, np.sort(popularity[2:])[::-1][:K])
+    for r in ranked:
+        assert len(r.items) == K and all(np.isfinite(r.scores))
+    assert known not in ranked[2].items and known not in ranked[3].items
+
+
+def test_checkpoint_without_popularity_falls_back_to_norms(checkpoint_dir, caplog):
+    scorer = Scorer(load_checkpoint(checkpoint_dir), k=3)
+    assert "representation norm" in caplog.text
+    (ranked,) = scorer.recommend([Window("nobody", [])])
+    assert ranked.fallback == FALLBACK_POPULARITY and len(ranked.items) == 3
+
+
+def test_k_larger_than_what_is_left(checkpoint_dir, small_synthetic):
+    loaded = load_checkpoint(checkpoint_dir)
+    n_items = len(small_synthetic.item_vocab)
+    scorer = Scorer(loaded, k=10 * n_items)
+    items = small_synthetic.item_vocab.tokens[2:12]
+    (ranked,) = scorer.recommend([Window("u", [(i, None) for i in items])])
+    assert scorer.k == n_items - 2
+    assert len(ranked.items) == n_items - 2 - min(len(items), scorer.max_len)
+    assert np.all(np.isfinite(ranked.scores))
