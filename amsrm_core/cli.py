@@ -22,6 +22,7 @@ from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from amsrm_core.data import DATASETS, load_dataset
 from amsrm_core.evaluate import evaluate
 from amsrm_core.models import MODELS
+from amsrm_core.report import results_table
 from amsrm_core.results import merge_results, write_results
 from amsrm_core.runner import Experiment, make_split, parse_overrides, run_seed
 from amsrm_core.schema import DataFormatError
@@ -77,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mask-history", action=argparse.BooleanOptionalAction, default=True)
 
     results = sub.add_parser("results", help="combine results files written by parallel seed runs")
-    results.add_argument("action", choices=["merge"])
+    results.add_argument("action", choices=["merge", "table"], help="merge files, or print a markdown table")
     results.add_argument("inputs", nargs="+", type=Path)
-    results.add_argument("--out", type=Path, required=True)
+    results.add_argument("--out", type=Path, help="merged file (merge)")
     return parser
 
 
@@ -138,6 +139,12 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_results(args: argparse.Namespace) -> None:
+    if args.action == "table":
+        for path in args.inputs:
+            print(results_table(path) + "\n")
+        return
+    if args.out is None:
+        raise ValueError("results merge needs --out")
     document = merge_results(args.inputs, args.out)
     for key, entry in document["models"].items():
         ndcg = entry["metrics"]["ndcg@10"]

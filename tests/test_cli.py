@@ -37,7 +37,7 @@ def test_overrides_are_typed():
     assert parsed == {"d_model": 8, "dropout": 0.1, "use_behaviour": False, "loss": "sampled"}
 
 
-def test_results_from_parallel_seed_runs_merge(tmp_path):
+def test_results_from_parallel_seed_runs_merge(tmp_path, capsys):
     parts = []
     for seed in (3, 4):
         part = tmp_path / f"part{seed}.json"
@@ -52,3 +52,7 @@ def test_results_from_parallel_seed_runs_merge(tmp_path):
     assert entry["seeds"] == [3, 4]
     assert entry["metrics"]["ndcg@10"]["runs"] == single
     assert main(["results", "merge", str(parts[0]), str(parts[0]), "--out", str(out)]) == 2  # repeated seed
+    capsys.readouterr()
+    assert main(["results", "table", str(out)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| amsrm"))
+    assert f"{entry['metrics']['ndcg@10']['mean']:.4f} ± " in row
