@@ -30,7 +30,7 @@ RESERVED = 2  # padding and unknown
 
 def full_softmax(hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
     logits = hidden @ items[RESERVED:].T  # (N, I - 2)
-    return F.cross_entropy(logits, targets - RESERVED)
+    return F.cross_entropy(logits.float(), targets - RESERVED)  # fp32 softmax even under bf16 autocast
 
 
 def uniform_items(shape: tuple[int, ...], n_items: int, like: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = leave torch's default. Set it when sharing cores
     device: str = "auto"  # auto | cpu | cuda[:N]
+    precision: str = "fp32"  # fp32 | bf16: autocast forward/loss, fp32 weights; ~2x faster on AVX512-BF16 CPUs
     time_budget_s: float = 0.0  # stop after this much training wall time (0 = no limit)
     eval_batch_size: int = 512
     mask_history: bool = True  # rank only items the user has not interacted with
@@ -89,7 +90,10 @@ def train(
         result.best_valid = evaluate(model, split, "valid", max_len, **eval_options)
         return result
 
+    if config.precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {config.precision!r}")
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     generator = torch.Generator().manual_seed(config.seed)
     best_score, best_state, stale, elapsed = -1.0, None, 0, 0.0
     bar = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not config.progress, leave=False)
@@ -100,7 +104,8 @@ def train(
         total, batches = 0.0, 0
         for lo in range(0, len(windows), config.batch_size):
             batch = {k: v.to(device) for k, v in windows.batch(order[lo : lo + config.batch_size]).items()}
-            loss = model.calculate_loss(batch)
+            with autocast:
+                loss = model.calculate_loss(batch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
