@@ -30,3 +30,13 @@ def test_training_restores_the_best_validation_epoch(small_synthetic):
     best = max(h["valid"]["ndcg@10"] for h in run.train.history)
     assert run.valid["ndcg@10"] == pytest.approx(best)
     assert run.train.best_valid["ndcg@10"] == pytest.approx(best)
+
+
+def test_bf16_training_runs_and_bad_precision_is_refused(small_synthetic):
+    split = leave_one_out(small_synthetic)
+    run = run_seed("amsrm", split, {"max_len": 10},
+                   TrainConfig(epochs=2, patience=5, progress=False, precision="bf16"), 0)
+    losses = [h["loss"] for h in run.train.history]
+    assert all(loss == loss for loss in losses) and losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="precision"):
+        run_seed("amsrm", split, {"max_len": 10}, TrainConfig(epochs=1, precision="fp8", progress=False), 0)
