@@ -103,9 +103,7 @@ class AMSRMConfig:
 class AMSRM(Recommender):
     def __init__(self, config: AMSRMConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
-        super().__init__()
-        self.config, self.schema = config, schema
-        self.loss_name, self.loss_options = config.loss, {"n_negatives": config.n_negatives}
+        super().__init__(config, schema)
         d, ds = config.d_model, config.d_side
         item_fields = schema.item_fields if config.use_item_fields else {}
         user_fields = schema.user_fields if config.use_user_fields else {}

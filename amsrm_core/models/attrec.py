@@ -80,8 +80,7 @@ class AttRecConfig:
 class AttRec(Recommender):
     def __init__(self, config: AttRecConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
-        super().__init__()
-        self.config, self.schema = config, schema
+        super().__init__(config, schema)
         d = config.d_model
         self.short_items = nn.Embedding(schema.n_items, d, padding_idx=0)  # X: inputs and short-term targets
         self.long_items = nn.Embedding(schema.n_items, d, padding_idx=0)  # V

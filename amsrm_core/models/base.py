@@ -26,8 +26,12 @@ from amsrm_core.training.losses import LOSSES
 class Recommender(nn.Module):
     """Base class: inner-product scoring of the last hidden state against every item."""
 
-    loss_name: str = "ce"
-    loss_options: dict
+    def __init__(self, config, schema) -> None:
+        """Keep the typed config and feature schema; read the loss settings every model shares."""
+        super().__init__()
+        self.config, self.schema = config, schema
+        self.loss_name: str = getattr(config, "loss", "ce")
+        self.loss_options: dict = {"n_negatives": getattr(config, "n_negatives", 256)}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -48,7 +52,7 @@ class Recommender(nn.Module):
         has_target = batch["target"] > 0
         loss = LOSSES[self.loss_name]
         return loss(hidden[has_target], self.item_representations(), batch["target"][has_target],
-                    **getattr(self, "loss_options", {}))
+                    **self.loss_options)
 
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         last = self.forward(batch)[:, -1, :]  # (B, H): left padding keeps the latest event last

@@ -47,9 +47,7 @@ class BPRConfig:
 class BPR(Recommender):
     def __init__(self, config: BPRConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
-        super().__init__()
-        self.config, self.schema = config, schema
-        self.loss_name, self.loss_options = config.loss, {"n_negatives": config.n_negatives}
+        super().__init__(config, schema)
         self.user_id = nn.Embedding(schema.n_users, config.d_model, padding_idx=0)
         self.item_id = nn.Embedding(schema.n_items, config.d_model, padding_idx=0)
         self.apply(self._init_weights)

@@ -72,8 +72,7 @@ class CaserConfig:
 class Caser(Recommender):
     def __init__(self, config: CaserConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
-        super().__init__()
-        self.config, self.schema = config, schema
+        super().__init__(config, schema)
         d, L = config.d_model, config.window
         self.item_id = nn.Embedding(schema.n_items, d, padding_idx=0)
         self.user_id = nn.Embedding(schema.n_users, d, padding_idx=0)

@@ -48,9 +48,7 @@ class GRU4RecConfig:
 class GRU4Rec(Recommender):
     def __init__(self, config: GRU4RecConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
-        super().__init__()
-        self.config, self.schema = config, schema
-        self.loss_name, self.loss_options = config.loss, {"n_negatives": config.n_negatives}
+        super().__init__(config, schema)
         self.item_id = nn.Embedding(schema.n_items, config.d_model, padding_idx=0)
         self.drop = nn.Dropout(config.dropout)
         self.gru = nn.GRU(config.d_model, config.d_hidden, config.n_layers, batch_first=True, bias=True)

@@ -22,8 +22,7 @@ class PopularityConfig:
 class Popularity(Recommender):
     def __init__(self, config: PopularityConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
-        super().__init__()
-        self.config, self.schema = config, schema
+        super().__init__(config, schema)
         self.register_buffer("counts", torch.zeros(schema.n_items))
 
     def fit_statistics(self, train_items: torch.Tensor) -> None:
