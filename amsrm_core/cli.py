@@ -6,6 +6,7 @@
         --results docs/results/ml-100k.json                         # the documented results
     amsrm train --dataset beauty --set d_model=64 --checkpoint runs/beauty
     amsrm evaluate --checkpoint runs/beauty --dataset beauty
+    amsrm demo                                                       # streaming demo (see streams/cli.py)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import get_type_hints
 
 import orjson
 
+import streams.cli
 from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from amsrm_core.data import DATASETS, load_dataset
 from amsrm_core.evaluate import evaluate
@@ -27,6 +29,8 @@ from amsrm_core.results import merge_results, write_results
 from amsrm_core.runner import Experiment, make_split, parse_overrides, run_seed
 from amsrm_core.schema import DataFormatError
 from amsrm_core.training.trainer import TrainConfig, resolve_device
+from streams.broker import BrokerError
+from streams.process import WorkerError
 
 SHOWN = ("precision@10", "recall@10", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10")
 
@@ -81,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("action", choices=["merge", "table"], help="merge files, or print a markdown table")
     results.add_argument("inputs", nargs="+", type=Path)
     results.add_argument("--out", type=Path, help="merged file (merge)")
+
+    streams.cli.register(sub)  # broker, topics, produce, subscribe, demo
     return parser
 
 
@@ -154,10 +160,11 @@ def cmd_results(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data, "results": cmd_results}
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data, "results": cmd_results,
+                **streams.cli.COMMANDS}
     try:
         commands[args.command](args)
-    except (DataFormatError, CheckpointError, ValueError, FileNotFoundError) as e:
+    except (DataFormatError, CheckpointError, ValueError, FileNotFoundError, BrokerError, WorkerError) as e:
         print(f"amsrm: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -8,8 +8,13 @@ The scorer keeps the latest ``model.config.max_len`` events of each window and
 builds exactly the tensors of :func:`amsrm_core.batching.case_windows`: left-padded
 with 0, latest event last, unknown ids mapped to 1 (``Vocabulary.lookup``), no
 behaviour → 0, and the batch trimmed to its longest window as
-``WindowTensors.batch`` does.  It then calls ``model.full_sort_predict`` (what the
-offline evaluator calls) under ``torch.inference_mode``.
+``WindowTensors.batch`` does.  It then scores with ``model.full_sort_predict`` (what
+the offline evaluator calls) under ``torch.inference_mode``, with two savings that do
+not change the result: windows are grouped by length (up to 4, 8, 16, … events) and
+each group is trimmed to its longest window, so short histories do not pay for the
+padding of long ones; and for models that use the base class's ``full_sort_predict``
+(hidden state · item representations) the item representations, a constant of a
+frozen model, are computed once instead of once per batch.
 
 Masking: padding and unknown (indices 0 and 1) are never recommended; with
 ``exclude_window`` the items of the scored window are not either.  The offline
@@ -36,6 +41,7 @@ import numpy as np
 import torch
 
 from amsrm_core.checkpoint import LoadedCheckpoint, load_checkpoint
+from amsrm_core.models.base import Recommender
 from amsrm_core.schema import InteractionData
 from amsrm_core.vocab import PAD, UNKNOWN
 
@@ -99,6 +105,7 @@ class Scorer:
         manifest = checkpoint.manifest
         self.version = f"{manifest.get('model', 'model')}-{manifest.get('weights_sha256', '')[:12]}"
         self.popularity = self._popularity_scores(popularity, n_items)
+        self._item_reps = self._frozen_item_representations()
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, **options) -> Scorer:
@@ -122,6 +129,23 @@ class Scorer:
             raise ValueError(f"popularity has shape {tuple(scores.shape)}, expected ({n_items},)")
         return scores.clone().to(self.device)
 
+    @torch.inference_mode()
+    def _frozen_item_representations(self) -> torch.Tensor | None:
+        """The item side of the base class's ``full_sort_predict``, computed once.
+
+        The scorer's model never trains, so the (n_items, H) matrix every batch would
+        recompute is a constant.  Models that override ``full_sort_predict`` keep theirs.
+        """
+        if type(self.model).full_sort_predict is not Recommender.full_sort_predict:
+            return None
+        return self.model.item_representations()
+
+    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``model.full_sort_predict(batch)``, with the constant item side computed once."""
+        if self._item_reps is None:
+            return self.model.full_sort_predict(batch)
+        return self.model.forward(batch)[:, -1, :] @ self._item_reps.T  # as Recommender.full_sort_predict
+
     def encode(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
         """The left-padded batch of ``case_windows``/``WindowTensors.batch`` for raw windows."""
         width = max(1, min(self.max_len, max((len(w.events) for w in windows), default=1)))
@@ -139,10 +163,11 @@ class Scorer:
         return {"item_seq": torch.from_numpy(item_seq), "behaviour_seq": torch.from_numpy(behaviour_seq),
                 "user": torch.from_numpy(users)}
 
+    @torch.inference_mode()
     def masked_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, n_items) model scores with padding, unknown and (optionally) window items at -inf."""
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        scores = self.model.full_sort_predict(batch).float().clone()  # (B, n_items); we write into it
+        scores = self.full_sort_predict(batch).float().clone()  # (B, n_items); we write into it
         scores[:, : UNKNOWN + 1] = -torch.inf
         if self.exclude_window:
             scores.scatter_(1, batch["item_seq"], -torch.inf)  # its 0s and 1s are masked already
@@ -156,11 +181,11 @@ class Scorer:
         batch = self.encode(windows)
         warm = (batch["item_seq"] > UNKNOWN).any(dim=1)  # (B,) at least one known item
         results: list[Ranked | None] = [None] * len(windows)
-        warm_rows = torch.nonzero(warm).flatten()
-        if len(warm_rows):
-            width = int((batch["item_seq"][warm_rows] != PAD).sum(dim=1).max())
-            sub = {k: (v[warm_rows][:, -width:] if v.dim() == 2 else v[warm_rows]) for k, v in batch.items()}
-            for row, ranked in zip(warm_rows.tolist(), self._top_k(self.masked_scores(sub)), strict=True):
+        lengths = (batch["item_seq"] != PAD).sum(dim=1)
+        for rows in self._length_buckets(torch.nonzero(warm).flatten(), lengths):
+            width = int(lengths[rows].max())
+            sub = {k: (v[rows][:, -width:] if v.dim() == 2 else v[rows]) for k, v in batch.items()}
+            for row, ranked in zip(rows.tolist(), self._top_k(self.masked_scores(sub)), strict=True):
                 results[row] = ranked
         cold_rows = torch.nonzero(~warm).flatten().tolist()
         if cold_rows:
@@ -171,6 +196,18 @@ class Scorer:
             for row, ranked in zip(cold_rows, self._top_k(scores, FALLBACK_POPULARITY), strict=True):
                 results[row] = ranked
         return results  # type: ignore[return-value]  # every row was filled above
+
+    @staticmethod
+    def _length_buckets(rows: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """Rows grouped by window length (up to 4, 8, 16, …): short windows skip most of the padding.
+
+        Each group is trimmed to its own longest window, as ``WindowTensors.batch`` trims a
+        batch; the transformer's cost grows with the width, and most windows are short.
+        """
+        if not len(rows):
+            return []
+        bucket = torch.ceil(torch.log2(lengths[rows].clamp(min=4).float())).long()
+        return [rows[bucket == b] for b in torch.unique(bucket)]
 
     def _top_k(self, scores: torch.Tensor, fallback: str | None = None) -> list[Ranked]:
         values, indices = torch.topk(scores, self.k, dim=1)

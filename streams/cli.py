@@ -1,0 +1,168 @@
+"""The streaming subcommands of ``amsrm``: broker, topics, produce, subscribe, demo.
+
+Wired into amsrm_core.cli by::
+
+    streams.cli.register(sub)            # sub = parser.add_subparsers(dest="command")
+    commands.update(streams.cli.COMMANDS)
+
+Every command reads StreamSettings from the environment (AMSRM_*, or a TOML file
+named by AMSRM_CONFIG); ``--broker-url`` overrides the broker for one command.
+
+    amsrm broker                                   # embedded broker on :9092 with the topics
+    amsrm produce replay --dataset ml-100k --rate 500
+    amsrm produce synthetic --rate 200 --events 10000
+    amsrm subscribe --user u42
+    amsrm demo                                     # everything, on synthetic data
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from amsrm_core.data import DATASETS, load_dataset
+from amsrm_core.data.synthetic import SyntheticConfig
+from streams.settings import StreamSettings
+
+
+def _settings(args: argparse.Namespace) -> StreamSettings:
+    settings = StreamSettings.load()
+    return settings.replace(broker_url=args.broker_url) if getattr(args, "broker_url", None) else settings
+
+
+def _broker_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker-url", help="kafka://host:port (default: AMSRM_BROKER_URL)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the streaming subcommands to the ``amsrm`` parser."""
+    broker = sub.add_parser("broker", help="run the embedded broker (local use) and create the topics")
+    broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument("--port", type=int, default=9092)
+
+    topics = sub.add_parser("topics", help="create the topics on the configured broker (e.g. a real cluster)")
+    _broker_arg(topics)
+
+    produce = sub.add_parser("produce", help="send behaviour events to the events topic")
+    kinds = produce.add_subparsers(dest="source", required=True)
+    rep = kinds.add_parser("replay", help="a data set's events in time order")
+    rep.add_argument("--dataset", default="synthetic", help=f"one of {', '.join(DATASETS)}")
+    rep.add_argument("--data", help="data path (default: $AMSRM_DATA or ../shared/data/<folder>)")
+    pace = rep.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, help="events per second (default 500)")
+    pace.add_argument("--speed", type=float, help="replay the data set's clock this many times faster")
+    rep.add_argument("--max-gap-s", type=float, default=1.0, help="with --speed: cap on any idle gap")
+    rep.add_argument("--limit", type=int, help="send only the first N events")
+    rep.add_argument("--no-side-fields", action="store_true", help="omit user/item side fields")
+    _broker_arg(rep)
+    syn = kinds.add_parser("synthetic", help="the synthetic generator as an endless live stream")
+    syn.add_argument("--rate", type=float, default=100.0, help="events per second (0 = as fast as possible)")
+    syn.add_argument("--events", type=int, help="stop after N events (default: run until Ctrl-C)")
+    syn.add_argument("--users", type=int, default=SyntheticConfig.n_users)
+    syn.add_argument("--items", type=int, default=SyntheticConfig.n_items)
+    syn.add_argument("--seed", type=int, default=0)
+    _broker_arg(syn)
+
+    subscribe = sub.add_parser("subscribe", help="print recommendations as they arrive")
+    subscribe.add_argument("--user", help="only this user's recommendations")
+    subscribe.add_argument("--from-beginning", action="store_true", help="start at the oldest retained one")
+    subscribe.add_argument("--limit", type=int, help="stop after N recommendations")
+    _broker_arg(subscribe)
+
+    demo = sub.add_parser("demo", help="broker + model + worker + replay + live recommendations + summary")
+    demo.add_argument("--data", default="synthetic", help="data set name (default: the built-in synthetic)")
+    demo.add_argument("--data-path", help="files of a real data set (default: $AMSRM_DATA/<folder>)")
+    demo.add_argument("--events", type=int, default=3000)
+    demo.add_argument("--rate", type=float, default=500.0)
+    demo.add_argument("--epochs", type=int, default=2)
+    demo.add_argument("--workdir", type=Path, default=Path("runs/demo"), help="model, logs and worker state")
+
+
+def cmd_broker(args: argparse.Namespace) -> None:
+    from streams.admin import create_topics
+    from streams.broker import EmbeddedBroker, embedded_settings
+
+    with EmbeddedBroker(port=args.port, host=args.host) as broker:
+        settings = embedded_settings(StreamSettings.load(), broker)
+        created = asyncio.run(create_topics(settings))
+        print(f"embedded broker on {broker.url}; topics: {', '.join(created) or 'already there'}")
+        print(f"export AMSRM_BROKER_URL={broker.url} AMSRM_CONSUMER_FETCH_MAX_WAIT_MS=10   # Ctrl-C stops")
+        _wait_for_interrupt()
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM, so that the caller's context managers clean up either way."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        signal.sigwait(signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def cmd_topics(args: argparse.Namespace) -> None:
+    from streams.admin import create_topics
+
+    settings = _settings(args)
+    created = asyncio.run(create_topics(settings))
+    print(f"topics ready on {settings.broker_url}; created: {', '.join(created) or 'none (all existed)'}")
+
+
+def cmd_produce(args: argparse.Namespace) -> None:
+    from producers.replay import replay
+    from producers.synthetic import produce_synthetic
+
+    settings = _settings(args)
+    if args.source == "replay":
+        data = load_dataset(args.dataset, args.data)
+        rate = args.rate if args.rate is not None or args.speed is not None else 500.0
+        work = replay(settings, data, rate=rate, speed=args.speed, limit=args.limit,
+                      side_fields=not args.no_side_fields, max_gap_s=args.max_gap_s)
+    else:
+        config = SyntheticConfig(n_users=args.users, n_items=args.items, seed=args.seed)
+        work = produce_synthetic(settings, args.rate, args.events, config)
+    try:
+        stats = asyncio.run(work)
+    except KeyboardInterrupt:
+        print("stopped")
+        return
+    print(f"sent {stats.sent} events in {stats.seconds:.1f}s ({stats.events_per_s:.0f}/s) "
+          f"to {settings.events_topic}")
+
+
+def cmd_subscribe(args: argparse.Namespace) -> None:
+    from streams.subscriber import subscribe
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(subscribe(_settings(args), args.user, args.from_beginning, args.limit))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from streams.demo import DemoOptions, run_demo
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
+    run_demo(DemoOptions(dataset=args.data, data_path=args.data_path, events=args.events, rate=args.rate,
+                         epochs=args.epochs, workdir=args.workdir))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "broker": cmd_broker, "topics": cmd_topics, "produce": cmd_produce, "subscribe": cmd_subscribe,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m streams.cli``) until amsrm_core.cli registers these commands."""
+    parser = argparse.ArgumentParser(prog="amsrm")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    COMMANDS[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

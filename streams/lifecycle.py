@@ -1,0 +1,16 @@
+"""Worker lifecycle hooks shared by every agent module (autodiscovered with each of them)."""
+
+from __future__ import annotations
+
+import logging
+
+from streams.app import app, settings
+
+log = logging.getLogger(__name__)
+
+
+@app.on_partitions_assigned.connect
+async def log_assignment(sender, assigned, **kwargs) -> None:
+    """One line per rebalance naming this worker's input partitions (tests and operators read it)."""
+    partitions = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
+    log.info("assigned %s partitions %s", settings.events_topic, partitions)

@@ -1,0 +1,60 @@
+"""Event → recommendation latency and throughput, as a downstream consumer sees them.
+
+Latency is the consumer's receive time minus the event's timestamp; the producers
+stamp each event with its send time, so this is the full path producer → broker →
+worker → broker → consumer (one host, one clock).  Duplicates (at-least-once
+redelivery) are counted, not measured twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+from aiokafka.structs import ConsumerRecord
+
+PERCENTILES = (50, 95, 99)
+
+
+@dataclass
+class Measurement:
+    received: int = 0
+    duplicates: int = 0
+    fallbacks: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    receive_ms: list[int] = field(default_factory=list)
+    event_ids: set[str] = field(default_factory=set)
+
+    def add(self, record: ConsumerRecord, now_ms: int | None = None) -> dict:
+        """Record one output message (a recommendation, or a raw event from the passthrough agent)."""
+        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        value = orjson.loads(record.value)
+        event_id = value["event_id"]
+        if event_id in self.event_ids:
+            self.duplicates += 1
+            return value
+        self.event_ids.add(event_id)
+        self.received += 1
+        self.fallbacks += bool(value.get("fallback"))
+        event_time = value["event_time_ms"] if "event_time_ms" in value else value["timestamp"]
+        self.latencies_ms.append(now_ms - event_time)
+        self.receive_ms.append(now_ms)
+        return value
+
+    def percentiles(self, skip: float = 0.0) -> dict[str, float]:
+        """p50/p95/p99 in ms, optionally without the first ``skip`` fraction (warm-up)."""
+        values = self.latencies_ms[int(len(self.latencies_ms) * skip):]
+        if not values:
+            return {f"p{p}": float("nan") for p in PERCENTILES}
+        return {f"p{p}": round(float(np.percentile(values, p)), 1) for p in PERCENTILES}
+
+    def throughput(self, trim: float = 0.1) -> float:
+        """Outputs per second over the middle of the run (start-up and tail trimmed)."""
+        if len(self.receive_ms) < 10:
+            return 0.0
+        times = np.sort(np.asarray(self.receive_ms))
+        lo, hi = int(len(times) * trim), int(len(times) * (1 - trim)) - 1
+        span_s = (times[hi] - times[lo]) / 1000
+        return float((hi - lo) / span_s) if span_s > 0 else float("inf")

@@ -1,0 +1,129 @@
+"""The scoring agent without a broker: Faust's test context, memory store, mocked output topics."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from unittest.mock import AsyncMock
+
+import orjson
+import pytest
+from faust.exceptions import AlreadyConfiguredWarning
+
+from amsrm_core.scoring import FALLBACK_POPULARITY, Scorer
+from streams import agents
+from streams.app import app
+from streams.checkpoints import ensure_checkpoint
+from streams.processing import REASON_HEADER
+from streams.records import LabelledSample, Recommendation
+from streams.state import UserWindow
+from streams.tables import windows_table
+
+NOW = 1_790_000_000_000
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory, small_synthetic) -> Scorer:
+    path = ensure_checkpoint(tmp_path_factory.mktemp("agent-ckpt"), small_synthetic, epochs=1,
+                             overrides={"max_len": 5})
+    return Scorer.from_checkpoint(path, k=5)
+
+
+@pytest.fixture
+def outputs(monkeypatch, scorer):
+    """Memory store, a fresh table, the test scorer, and every outgoing topic replaced by a mock."""
+    app.finalize()
+    with warnings.catch_warnings():  # the store is read lazily, so switching it here is safe
+        warnings.simplefilter("ignore", AlreadyConfiguredWarning)
+        app.conf.store = "memory://"
+    app.flow_control.resume()
+    windows_table.data.reset_state()
+    monkeypatch.setattr(agents, "load_scorer", lambda settings: scorer)
+    mocks = {name: AsyncMock() for name in
+             ("recommendations_topic", "samples_topic", "dead_letters_topic", "events_topic")}
+    for name, mock in mocks.items():
+        monkeypatch.setattr(agents, name, mock)
+    return mocks
+
+
+def event(user: str, item: str, n: int, **extra) -> tuple[bytes, bytes]:
+    body = {"event_id": f"{user}-{n}", "user_id": user, "item_id": item, "behaviour": "click",
+            "timestamp": NOW + n, **extra}
+    return user.encode(), orjson.dumps(body)
+
+
+async def sent(mock: AsyncMock, count: int, timeout_s: float = 5.0) -> list:
+    """The values sent to a mocked topic once there are ``count`` of them."""
+    async with asyncio.timeout(timeout_s):
+        while mock.send.await_count < count:
+            await asyncio.sleep(0.01)
+    return [call.kwargs for call in mock.send.await_args_list]
+
+
+async def put_history(agent, user: str, items: list[str]) -> None:
+    for n, item in enumerate(items):
+        key, value = event(user, item, n)
+        await agent.put(value, key=key, wait=False)
+
+
+async def test_events_update_windows_and_publish(outputs, small_synthetic):
+    items = small_synthetic.item_vocab.tokens[2:9]
+    async with agents.recommend.test_context() as agent:
+        await put_history(agent, "u3", items)
+        recs = await sent(outputs["recommendations_topic"], len(items))
+        samples = await sent(outputs["samples_topic"], len(items) - 1)
+    values = [r["value"] for r in recs]
+    assert all(isinstance(v, Recommendation) for v in values)
+    assert [v.event_id for v in values] == [f"u3-{n}" for n in range(len(items))]
+    last = values[-1]
+    assert last.fallback is None and len(last.items) == 5
+    assert not set(last.items) & set(items[-5:])  # the scored window (max_len 5) is excluded
+    assert all(isinstance(s["value"], LabelledSample) for s in samples)
+    assert [e["item_id"] for e in samples[-1]["value"].window] == items[-6:-1]  # bounded to n = 5
+    assert samples[-1]["value"].next_item_id == items[-1]
+
+
+async def test_table_keeps_the_last_n_events(outputs, small_synthetic):
+    items = small_synthetic.item_vocab.tokens[2:10]
+    async with agents.recommend.test_context() as agent:
+        await put_history(agent, "u4", items)
+        await sent(outputs["recommendations_topic"], len(items))
+    window = UserWindow.from_bytes(windows_table.data[b"u4"])
+    assert [e.item_id for e in window.entries] == items[-5:]
+    assert [e.offset for e in window.entries] == list(range(3, 8))
+
+
+async def test_cold_user_gets_popularity(outputs):
+    async with agents.recommend.test_context() as agent:
+        key, value = event("brand-new-user", "brand-new-item", 0)
+        await agent.put(value, key=key, wait=False)
+        (rec,) = await sent(outputs["recommendations_topic"], 1)
+    assert rec["value"].fallback == FALLBACK_POPULARITY
+    assert rec["value"].user_id == "brand-new-user" and len(rec["value"].items) == 5
+
+
+async def test_bad_events_become_dead_letters_and_the_agent_goes_on(outputs, small_synthetic):
+    item = small_synthetic.item_vocab.tokens[2]
+    bad = [b"{not json", orjson.dumps({"user_id": "u5"}), b"x" * 10_000,
+           orjson.dumps({"event_id": "e", "user_id": "u5", "item_id": 7, "timestamp": NOW}),
+           orjson.dumps({"event_id": "e", "user_id": "u5", "item_id": "i", "timestamp": 5})]
+    async with agents.recommend.test_context() as agent:
+        for value in bad:
+            await agent.put(value, key=b"u5", wait=False)
+        key, value = event("u5", item, 0)
+        await agent.put(value, key=key, wait=False)
+        dead = await sent(outputs["dead_letters_topic"], len(bad))
+        (rec,) = await sent(outputs["recommendations_topic"], 1)
+    reasons = [dict(d["headers"])[REASON_HEADER].decode() for d in dead]
+    assert reasons == ["bad_json", "missing_field", "oversized", "wrong_type", "bad_timestamp"]
+    assert [d["value"] for d in dead] == bad  # the raw bytes, unchanged
+    assert rec["value"].event_id == "u5-0"
+
+
+async def test_wrongly_keyed_event_is_rekeyed_not_scored(outputs, small_synthetic):
+    _, value = event("u6", small_synthetic.item_vocab.tokens[2], 0)
+    async with agents.recommend.test_context() as agent:
+        await agent.put(value, key=b"someone-else", wait=False)
+        (forwarded,) = await sent(outputs["events_topic"], 1)
+    assert forwarded == {"key": b"u6", "value": value}
+    assert outputs["recommendations_topic"].send.await_count == 0
