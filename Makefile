@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint format test demo all clean
+.PHONY: install lint format test demo train-demo all clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: install lint
 	$(BIN)/python -m pytest
 
 demo: install
+	$(BIN)/amsrm demo
+
+train-demo: install
 	$(BIN)/amsrm train --dataset synthetic --epochs 20 --patience 5
 
 all: test

@@ -24,7 +24,7 @@ from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from amsrm_core.data import DATASETS, load_dataset
 from amsrm_core.evaluate import evaluate
 from amsrm_core.models import MODELS
-from amsrm_core.report import results_table
+from amsrm_core.report import k_table, results_table
 from amsrm_core.results import merge_results, write_results
 from amsrm_core.runner import Experiment, make_split, parse_overrides, run_seed
 from amsrm_core.schema import DataFormatError
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("action", choices=["merge", "table"], help="merge files, or print a markdown table")
     results.add_argument("inputs", nargs="+", type=Path)
     results.add_argument("--out", type=Path, help="merged file (merge)")
+    results.add_argument("--model", help="table: every metric at every K for this model instead")
 
     streams.cli.register(sub)  # broker, topics, produce, subscribe, demo
     return parser
@@ -147,7 +148,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_results(args: argparse.Namespace) -> None:
     if args.action == "table":
         for path in args.inputs:
-            print(results_table(path) + "\n")
+            print((k_table(path, args.model) if args.model else results_table(path)) + "\n")
         return
     if args.out is None:
         raise ValueError("results merge needs --out")

@@ -21,3 +21,16 @@ def results_table(path: str | Path, metrics: tuple[str, ...] = DEFAULT_METRICS) 
     caption = (f"{doc['dataset']}, protocol {doc['protocol']}, commit {doc['commit'][:12]}, "
                f"{doc['date']}, {doc['machine']}")
     return "\n".join([*lines, "", caption])
+
+
+def k_table(path: str | Path, model: str) -> str:
+    """Every metric at every K for one model: rows = metric, columns = K (mean ± std over seeds)."""
+    doc = orjson.loads(Path(path).read_bytes())
+    metrics = doc["models"][model]["metrics"]
+    ks = sorted({int(key.split("@")[1]) for key in metrics})
+    names = list(dict.fromkeys(key.split("@")[0] for key in metrics))
+    lines = ["| metric | " + " | ".join(f"@{k}" for k in ks) + " |", "|" + "---|" * (len(ks) + 1)]
+    for name in names:
+        cells = [f"{metrics[f'{name}@{k}']['mean']:.4f} ± {metrics[f'{name}@{k}']['std']:.4f}" for k in ks]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -56,3 +56,6 @@ def test_results_from_parallel_seed_runs_merge(tmp_path, capsys):
     assert main(["results", "table", str(out)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| amsrm"))
     assert f"{entry['metrics']['ndcg@10']['mean']:.4f} ± " in row
+    assert main(["results", "table", str(out), "--model", "amsrm"]) == 0
+    grid = capsys.readouterr().out
+    assert "| ndcg | " in grid and "@15" in grid
