@@ -20,6 +20,7 @@ from typing import get_type_hints
 import orjson
 
 import streams.cli
+from amsrm_core import experiments
 from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from amsrm_core.data import DATASETS, load_dataset
 from amsrm_core.evaluate import evaluate
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--model", help="table: every metric at every K for this model instead")
 
     streams.cli.register(sub)  # broker, topics, produce, subscribe, demo
+    experiments.cli.register(sub)  # experiment compare | seqlen | ablation
     return parser
 
 
@@ -162,7 +164,7 @@ def cmd_results(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data, "results": cmd_results,
-                **streams.cli.COMMANDS}
+                **streams.cli.COMMANDS, **experiments.cli.COMMANDS}
     try:
         commands[args.command](args)
     except (DataFormatError, CheckpointError, ValueError, FileNotFoundError, BrokerError, WorkerError) as e:

@@ -21,6 +21,12 @@ Where this version is more specific than the paper (whose equations are garbled)
 - Pre-layer-norm blocks and learned positions counted from the right, so the
   latest event always has the same position whatever the padding.
 - Full softmax cross-entropy by default (see ``training/losses.py``).
+- ``fusion`` picks how side fields join the id signal, for the ablation study:
+  ``"concat"`` (default) is the paper's splice above; ``"sum"`` adds one projection
+  per field to the id representation (``id + Σ_f P_f e_f``, the id block fixed at
+  the identity); ``"gated"`` scales each field's term by a learned scalar gate per
+  event, ``σ(w_f · [id ⊕ e_f] + b_f)``, whose mean says how much the model reads that
+  field.  Each ``P_f`` starts at zero, so every variant starts as the id-only model.
 With every side field switched off the model is exactly SASRec with those choices.
 """
 
@@ -84,6 +90,34 @@ class Block(nn.Module):
         return x + self.drop(self.ffn(self.ln_ffn(x)))
 
 
+class SideSum(nn.Module):
+    """base + Σ_f g_f · P_f(side_f): the "sum" (g_f = 1) and "gated" fusions.
+
+    ``P_f`` (side width → model width, no bias) starts at zero, so the output starts as
+    ``base``.  A gate is one scalar per field and position, read from the base and the
+    field's own embedding, so its mean over a data set measures how much the field is used.
+    """
+
+    def __init__(self, dim: int, d_side: int, n_fields: int, gated: bool) -> None:
+        super().__init__()
+        self.project = nn.ModuleList(nn.Linear(d_side, dim, bias=False) for _ in range(n_fields))
+        self.gate = nn.ModuleList(nn.Linear(dim + d_side, 1) for _ in range(n_fields)) if gated else None
+
+    def forward(self, base: torch.Tensor, sides: list[torch.Tensor]
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        out, gates = base, []  # base (..., dim), each side (..., d_side)
+        for f, side in enumerate(sides):
+            term = self.project[f](side)  # (..., dim)
+            if self.gate is not None:
+                gates.append(torch.sigmoid(self.gate[f](torch.cat([base, side], dim=-1))))  # (..., 1)
+                term = gates[-1] * term
+            out = out + term
+        return out, [g.squeeze(-1) for g in gates]
+
+
+FUSIONS = ("concat", "sum", "gated")
+
+
 @dataclass
 class AMSRMConfig:
     max_len: int = 30  # window n; the paper's best of {20, 30, 50, 100}
@@ -98,13 +132,17 @@ class AMSRMConfig:
     loss: str = "ce"  # ce | sampled | bce (see training/losses.py)
     n_negatives: int = 256  # only for loss="sampled"
     init_std: float = 0.1  # N(0, 0.1²) init; PyTorch's N(0, 1) embeddings learn slowly with CE
+    fusion: str = "concat"  # concat (the paper's splice) | sum | gated: how side fields join the ids
 
 
 class AMSRM(Recommender):
     def __init__(self, config: AMSRMConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__(config, schema)
+        if config.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
         d, ds = config.d_model, config.d_side
+        concat, gated = config.fusion == "concat", config.fusion == "gated"
         item_fields = schema.item_fields if config.use_item_fields else {}
         user_fields = schema.user_fields if config.use_user_fields else {}
         self.use_behaviour = config.use_behaviour and schema.n_behaviours > 2
@@ -120,11 +158,14 @@ class AMSRM(Recommender):
 
         self.item_id = nn.Embedding(schema.n_items, d, padding_idx=0)
         self.item_fields = nn.ModuleDict({k: FieldEmbedding(v[0], ds) for k, v in item_fields.items()})
-        self.item_proj = nn.Linear(d + ds * len(item_fields), d) if item_fields else None
+        # concat: [id ⊕ fields] → linear; sum / gated: id + Σ P_f field_f (SideSum)
+        self.item_proj = nn.Linear(d + ds * len(item_fields), d) if item_fields and concat else None
+        self.item_sum = SideSum(d, ds, len(item_fields), gated) if item_fields and not concat else None
         self.behaviour = nn.Embedding(schema.n_behaviours, ds, padding_idx=0) if self.use_behaviour else None
         self.user_fields = nn.ModuleDict({k: FieldEmbedding(v[0], ds) for k, v in user_fields.items()})
         n_event_side = int(self.use_behaviour) + len(user_fields)
-        self.splice_proj = nn.Linear(d + ds * n_event_side, d) if n_event_side else None
+        self.splice_proj = nn.Linear(d + ds * n_event_side, d) if n_event_side and concat else None
+        self.splice_sum = SideSum(d, ds, n_event_side, gated) if n_event_side and not concat else None
         self.position = nn.Embedding(config.max_len, d)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_blocks))
@@ -133,7 +174,7 @@ class AMSRM(Recommender):
         self._init_identity_splices()
 
     def _init_identity_splices(self) -> None:
-        """Splice projections start as [I 0]: every variant starts as the id-only model.
+        """Splice projections start as [I 0] (sum / gated: P_f = 0): every variant starts as id-only.
 
         Gradients still reach the side block at once (its inputs are non-zero), and
         through it the side embeddings, so side information is learned, not ignored.
@@ -144,31 +185,65 @@ class AMSRM(Recommender):
                 if proj is not None:
                     proj.weight.zero_()
                     proj.weight[:, :d].copy_(torch.eye(d))
+            for fused in (self.item_sum, self.splice_sum):
+                if fused is not None:
+                    for proj in fused.project:
+                        proj.weight.zero_()
 
     def _field_values(self, prefix: str, name: str) -> torch.Tensor:
         return getattr(self, f"{prefix}_{name}")
 
     def _encode_items(self, items: torch.Tensor) -> torch.Tensor:
         """Item id ⊕ item side fields → d_model, for any shape of item index tensor."""
+        return self._fuse_items(items)[0]
+
+    def _fuse_items(self, items: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The item representation and, for "gated" fusion, each item field's gate (shaped as items)."""
         x = self.item_id(items)
-        if self.item_proj is None:
-            return x
+        if self.item_proj is None and self.item_sum is None:
+            return x, []
         side = [emb(self._field_values("item", k)[items]) for k, emb in self.item_fields.items()]
-        return self.item_proj(torch.cat([x, *side], dim=-1))
+        if self.item_proj is not None:
+            return self.item_proj(torch.cat([x, *side], dim=-1)), []
+        return self.item_sum(x, side)
 
     def item_representations(self) -> torch.Tensor:
         return self._encode_items(torch.arange(self.schema.n_items, device=self.item_id.weight.device))
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def side_field_names(self) -> list[str]:
+        """Active side fields, in splice order: ``item.<f>`` …, then ``behaviour``, ``user.<f>`` …"""
+        event = ["behaviour"] if self.behaviour is not None else []
+        return ([f"item.{k}" for k in self.item_field_names] + event
+                + [f"user.{k}" for k in self.user_field_names])
+
+    @torch.no_grad()
+    def field_gates(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each side field's gate at every position, (B, T), padding included; "gated" fusion only."""
+        if self.config.fusion != "gated":
+            raise ValueError(f"field gates exist only with fusion='gated', not {self.config.fusion!r}")
+        return dict(zip(self.side_field_names(), self._splice(batch)[1], strict=True))
+
+    def _splice(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """E = S ⊕ M fused to (B, T, d), and the gates of "gated" fusion in side_field_names order."""
         item_seq = batch["item_seq"]
         B, T = item_seq.shape
-        S = self._encode_items(item_seq)  # (B, T, d)
+        S, gates = self._fuse_items(item_seq)  # (B, T, d)
         M = []  # event side information, each (B, T, ds)
         if self.behaviour is not None:
             M.append(self.behaviour(batch["behaviour_seq"]))
         for k, emb in self.user_fields.items():
             M.append(emb(self._field_values("user", k)[batch["user"]]).unsqueeze(1).expand(B, T, -1))
-        E = self.splice_proj(torch.cat([S, *M], dim=-1)) if self.splice_proj is not None else S  # (B, T, d)
+        if self.splice_proj is not None:
+            return self.splice_proj(torch.cat([S, *M], dim=-1)), gates
+        if self.splice_sum is not None:
+            E, event_gates = self.splice_sum(S, M)
+            return E, gates + event_gates
+        return S, gates
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        item_seq = batch["item_seq"]
+        T = item_seq.shape[1]
+        E = self._splice(batch)[0]  # (B, T, d)
         positions = torch.arange(self.config.max_len - T, self.config.max_len, device=item_seq.device)
         x = self.drop(E + self.position(positions))
         x = x * (item_seq != 0).unsqueeze(-1)  # padding carries nothing, not even its position

@@ -1,0 +1,183 @@
+"""What the experiments share: options, data, the runs of one data set, summaries, tables.
+
+An experiment is a list of :class:`Job` (model, config overrides, train settings,
+seed) per data set.  :class:`DatasetRuns` turns each job into a spec, trains it
+through :func:`amsrm_core.runner.run_seed` unless the run store already holds it,
+and hands back the stored records; tables and figures are always rebuilt from
+those records, so a rerun only recomputes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from amsrm_core.data import ALIASES, DATA_FOLDERS, load_dataset
+from amsrm_core.data.synthetic import SyntheticConfig
+from amsrm_core.experiments.store import RunStore, run_key
+from amsrm_core.models import MODELS
+from amsrm_core.results import aggregate
+from amsrm_core.runner import Experiment, SeedRun, make_split, parse_overrides, run_seed
+from amsrm_core.schema import InteractionData
+from amsrm_core.splits import Split
+from amsrm_core.training.trainer import SELECTION_METRIC, TrainConfig, TrainResult
+
+REPO = Path(__file__).resolve().parents[2]
+# TrainConfig fields that do not change results: left out of the run key
+_NOT_IN_KEY = ("seed", "progress", "threads", "device", "eval_batch_size")
+
+
+@dataclass
+class Options:
+    datasets: list[str]
+    seeds: list[int]
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model_set: list[str] = field(default_factory=list)  # KEY=VALUE, applied to every model config with KEY
+    synthetic: list[str] = field(default_factory=list)  # KEY=VALUE for SyntheticConfig (tests, smoke runs)
+    data_root: Path | None = None  # holds <folder> per data set; default $AMSRM_DATA or ../shared/data
+    protocol: str = "loo"
+    runs_dir: Path = REPO / "runs" / "experiments"
+    out_dir: Path = REPO / "docs"  # results/ and figures/ go below it
+    dry_run: bool = False  # print the plan (and what is already finished), train nothing
+    progress: bool = True
+
+
+@dataclass
+class Outcome:
+    """What a command did: runs trained and reused, files written."""
+
+    trained: int = 0
+    reused: int = 0
+    planned: int = 0
+    outputs: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    label: str  # key in the results file: model name, "amsrm n=20", ablation variant
+    model: str  # registry name
+    overrides: dict[str, Any]  # model config overrides, complete (the --set values included)
+    train: TrainConfig
+    seed: int
+
+
+def load_split(name: str, options: Options) -> tuple[InteractionData, Split]:
+    if name == "synthetic":
+        data = load_dataset("synthetic", **parse_overrides(SyntheticConfig, options.synthetic))
+    else:
+        folder, root = DATA_FOLDERS.get(ALIASES.get(name, name)), options.data_root
+        data = load_dataset(name, None if root is None else root / folder if folder else root)
+    return data, make_split(data, options.protocol)
+
+
+def model_overrides(model: str, pairs: list[str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``--set`` pairs that ``model``'s config has (others are for other models), then ``extra``."""
+    names = {f.name for f in dataclasses.fields(MODELS[model][1])}
+    overrides = parse_overrides(MODELS[model][1], [p for p in pairs if p.partition("=")[0] in names])
+    return {**overrides, **(extra or {})}
+
+
+def check_model_set(pairs: list[str], models: Iterable[str]) -> None:
+    """Every ``--set`` key must belong to at least one model of the experiment (typos fail loudly)."""
+    known = {f.name for m in models for f in dataclasses.fields(MODELS[m][1])}
+    for pair in pairs:
+        if pair.partition("=")[0] not in known:
+            raise ValueError(f"--set {pair!r}: no model of this experiment has that field; "
+                             f"known: {', '.join(sorted(known))}")
+
+
+class DatasetRuns:
+    """The runs of one experiment on one data set, through the run store."""
+
+    def __init__(self, experiment: str, dataset: str, options: Options, store: RunStore,
+                 outcome: Outcome) -> None:
+        self.experiment, self.options, self.store, self.outcome = experiment, options, store, outcome
+        self.data, self.split = load_split(dataset, options)
+        self.name = self.data.name
+        self.identity = {"experiment": experiment, "dataset": self.name, "protocol": options.protocol,
+                         "split": self.split.describe(), "events": self.data.n_events,
+                         "item_vocab": len(self.data.item_vocab)}
+
+    def train_config(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self.options.train, progress=self.options.progress, **changes)
+
+    def spec(self, job: Job) -> dict:
+        config = MODELS[job.model][1](**job.overrides)
+        train = {k: v for k, v in dataclasses.asdict(job.train).items() if k not in _NOT_IN_KEY}
+        return {**self.identity, "model": job.model, "config": dataclasses.asdict(config), "train": train,
+                "seed": job.seed}
+
+    def run(self, jobs: list[Job], desc: str, extra: Callable[[SeedRun, Split], dict] | None = None,
+            ) -> list[dict] | None:
+        """Records of ``jobs`` in order, training the missing ones; None on a dry run with some missing.
+
+        ``extra(run, split)`` adds model-dependent numbers (e.g. field importance) to a new record while
+        the trained model is still in memory.
+        """
+        self.outcome.planned += len(jobs)
+        if self.options.dry_run:
+            return self._plan(jobs, desc)
+        records = []
+        bar = tqdm(jobs, desc=f"{self.experiment} {self.name} {desc}", unit="run",
+                   disable=not self.options.progress)
+        for job in bar:
+            bar.set_postfix_str(f"{job.label} seed {job.seed}")
+            spec = self.spec(job)
+            record = self.store.get(spec)
+            if record is None:
+                run = run_seed(job.model, self.split, job.overrides, job.train, job.seed)
+                record = {"label": job.label, "valid": run.valid, "test": run.test,
+                          "train": {"best_epoch": run.train.best_epoch, "epochs_run": run.train.epochs_run,
+                                    "train_seconds": run.train.train_seconds,
+                                    "seconds_to_best": run.train.seconds_to_best},
+                          "wall_seconds": run.wall_seconds, "extra": extra(run, self.split) if extra else {},
+                          "curve": [{"epoch": h["epoch"], "loss": h["loss"], "elapsed_s": h["elapsed_s"],
+                                     f"valid_{SELECTION_METRIC}": h["valid"][SELECTION_METRIC]}
+                                    for h in run.train.history]}
+                record = self.store.put(spec, record)
+                self.outcome.trained += 1
+            else:
+                self.outcome.reused += 1
+            records.append(record)
+        return records
+
+    def _plan(self, jobs: list[Job], desc: str) -> list[dict] | None:
+        print(f"{self.experiment} {self.name} {desc}: {len(jobs)} runs")
+        records = []
+        for job in jobs:
+            spec = self.spec(job)
+            record = self.store.get(spec)
+            records.append(record)
+            print(f"  [{'done' if record else 'todo'}] {job.label} seed {job.seed} "
+                  f"{job.overrides or ''} lr={job.train.lr} key {run_key(spec)}")
+        return None if any(r is None for r in records) else records
+
+
+def summary_entry(job: Job, records: list[dict]) -> dict:
+    """The results-file entry of one model/variant, exactly as ``amsrm train --results`` writes it.
+
+    Rebuilt from stored records (no model in memory), through ``Experiment.summary`` so the
+    shape cannot drift from the rest of the project; extra numbers are aggregated alongside.
+    """
+    config_cls = MODELS[job.model][1]
+    runs = [SeedRun(r["spec"]["seed"], types.SimpleNamespace(config=config_cls(**r["spec"]["config"])),
+                    TrainResult(**r["train"]), r["valid"], r["test"], r["wall_seconds"]) for r in records]
+    entry = Experiment(job.model, job.overrides, job.train).summary(runs)
+    for name in records[0].get("extra") or {}:
+        entry[name] = aggregate([r["extra"][name] for r in records])
+    return entry
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def mean_std(stat: dict) -> str:
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
