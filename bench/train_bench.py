@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -30,7 +31,7 @@ RECBOLE_FLOOR = {"ml-100k": {"ndcg@10": 0.0548, "wall_s": 547.0},
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one_run(dataset: str, seed: int, threads: int, epochs: int, overrides: list[str]) -> dict:
+def one_run(dataset: str, seed: int, args: argparse.Namespace) -> dict:
     from amsrm_core.data import load_dataset
     from amsrm_core.evaluate import evaluate
     from amsrm_core.models.amsrm import AMSRMConfig
@@ -38,11 +39,12 @@ def one_run(dataset: str, seed: int, threads: int, epochs: int, overrides: list[
     from amsrm_core.splits import leave_one_out
     from amsrm_core.training.trainer import TrainConfig, train
 
+    threads = args.threads
     torch.set_num_threads(threads)
     data = load_dataset(dataset)
     split = leave_one_out(data)
     torch.manual_seed(seed)
-    model = build_model("amsrm", data, parse_overrides(AMSRMConfig, overrides))
+    model = build_model("amsrm", data, parse_overrides(AMSRMConfig, args.set))
     floor = RECBOLE_FLOOR[dataset]["ndcg@10"]
     reached: dict[str, float] = {}
 
@@ -53,13 +55,16 @@ def one_run(dataset: str, seed: int, threads: int, epochs: int, overrides: list[
                 reached.update(seconds=elapsed, epoch=epoch, ndcg=ndcg)
         m.train()
 
-    config = TrainConfig(epochs=epochs, patience=10, seed=seed, threads=threads, progress=False)
+    config = TrainConfig(epochs=args.epochs, patience=args.patience, seed=seed, threads=threads, lr=args.lr,
+                         batch_size=args.batch_size, precision=args.precision,
+                         time_budget_s=args.time_budget_s, progress=False)
     result = train(model, split, config, on_epoch=probe)
     epoch_times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(
         [{"elapsed_s": 0.0}, *result.history], result.history, strict=False)]
     return {
         "dataset": dataset, "seed": seed, "threads": threads,
-        "config": dataclasses.asdict(model.config),
+        "config": dataclasses.asdict(model.config), "train": dataclasses.asdict(config),
+        "stopped_by_time_budget": bool(args.time_budget_s and result.train_seconds >= args.time_budget_s),
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
         "seconds_per_epoch": statistics.median(epoch_times),
         "seconds_to_best": result.seconds_to_best, "train_seconds": result.train_seconds,
@@ -76,23 +81,32 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--time-budget-s", type=float, default=0.0, help="cap each run's training time")
     parser.add_argument("--set", action="append", default=[], help="AMSRM config override key=value")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/results/train-bench.json")
     parser.add_argument("--one", nargs=2, metavar=("DATASET", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_run(args.one[0], int(args.one[1]), args.threads, args.epochs, args.set)))
+        print(json.dumps(one_run(args.one[0], int(args.one[1]), args)))
         return
 
     from amsrm_core.results import git_commit, machine
 
+    passthrough = ["--threads", str(args.threads), "--epochs", str(args.epochs),
+                   "--patience", str(args.patience), "--lr", str(args.lr),
+                   "--batch-size", str(args.batch_size), "--precision", args.precision,
+                   "--time-budget-s", str(args.time_budget_s), *[a for s in args.set for a in ("--set", s)]]
     summary = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
-               "threads": args.threads, "overrides": args.set, "datasets": {}}
+               "command": " ".join(["python bench/train_bench.py", *sys.argv[1:]]),
+               "load_average_at_start": os.getloadavg(), "datasets": {}}
     for dataset in args.datasets:
         runs = []
         for seed in args.seeds:
-            cmd = [sys.executable, __file__, "--one", dataset, str(seed), "--threads", str(args.threads),
-                   "--epochs", str(args.epochs), *[a for s in args.set for a in ("--set", s)]]
+            cmd = [sys.executable, __file__, "--one", dataset, str(seed), *passthrough]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
             runs.append(json.loads(out.strip().splitlines()[-1]))
             print(f"{dataset} seed {seed}: {runs[-1]}", flush=True)
@@ -109,6 +123,7 @@ def main() -> None:
             "fraction_of_recbole_wall_time": fraction,
         }
         print(json.dumps(summary["datasets"][dataset]["median"]), median_floor, flush=True)
+    summary["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2, sort_keys=True))
     print(f"wrote {args.out}")
