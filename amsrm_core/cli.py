@@ -19,6 +19,7 @@ from typing import get_type_hints
 
 import orjson
 
+import amsrm_core.retraining.cli
 import streams.cli
 from amsrm_core import experiments
 from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -26,7 +27,7 @@ from amsrm_core.data import DATASETS, load_dataset
 from amsrm_core.evaluate import evaluate
 from amsrm_core.models import MODELS
 from amsrm_core.report import k_table, results_table
-from amsrm_core.results import merge_results, write_results
+from amsrm_core.results import git_commit, merge_results, write_results
 from amsrm_core.runner import Experiment, make_split, parse_overrides, run_seed
 from amsrm_core.schema import DataFormatError
 from amsrm_core.training.trainer import TrainConfig, resolve_device
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--model", help="table: every metric at every K for this model instead")
 
     streams.cli.register(sub)  # broker, topics, produce, subscribe, demo
+    amsrm_core.retraining.cli.register(sub)  # collect, retrain, registry
     experiments.cli.register(sub)  # experiment compare | seqlen | ablation
     return parser
 
@@ -98,6 +100,7 @@ def _print_metrics(label: str, metrics: dict[str, float]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    commit = git_commit()  # the code that runs, not whatever HEAD is when training ends
     data = load_dataset(args.dataset, args.data)
     split = make_split(data, args.protocol)
     print(f"{data.name}: {data.n_users} users, {data.n_items} items, {data.n_events} events; "
@@ -125,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(f"  {k:>13} {summary['metrics'][k]['mean']:.4f} ± {summary['metrics'][k]['std']:.4f}")
     if args.results:
         write_results(args.results, data.name, f"{args.protocol}-full", split.describe(),
-                      args.name or args.model, summary)
+                      args.name or args.model, summary, provenance={"commit": commit})
         print(f"wrote {args.results}")
 
 
@@ -164,7 +167,8 @@ def cmd_results(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data, "results": cmd_results,
-                **streams.cli.COMMANDS, **experiments.cli.COMMANDS}
+                **streams.cli.COMMANDS, **experiments.cli.COMMANDS,
+                **amsrm_core.retraining.cli.COMMANDS}
     try:
         commands[args.command](args)
     except (DataFormatError, CheckpointError, ValueError, FileNotFoundError, BrokerError, WorkerError) as e:

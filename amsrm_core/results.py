@@ -48,13 +48,15 @@ def machine() -> str:
 
 
 def write_results(path: str | Path, dataset: str, protocol: str, split: dict, model_key: str,
-                  entry: dict) -> dict:
+                  entry: dict, provenance: dict | None = None) -> dict:
+    """Merge one model's entry into the file; ``provenance`` keeps the commit/machine of the runs."""
     path = Path(path)
     document = orjson.loads(path.read_bytes()) if path.exists() else {"models": {}}
     if document.get("protocol", protocol) != protocol:
         raise ValueError(f"{path} holds {document['protocol']} results; write {protocol} elsewhere")
     document.update(dataset=dataset, protocol=protocol, split=split, commit=git_commit(),
                     date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), machine=machine())
+    document.update(provenance or {})
     document["models"][model_key] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
@@ -88,7 +90,11 @@ def merge_results(paths: list[str | Path], out: str | Path) -> dict:
         merged[key] = dict(entries[0], seeds=seeds, metrics=aggregate(per_seed_test),
                            valid_metrics=aggregate(per_seed_valid),
                            runs=[r for e in entries for r in e["runs"]])
+    commits = sorted({doc["commit"] for doc in documents})
+    provenance = {"commit": commits[0] if len(commits) == 1 else " + ".join(commits),
+                  "machine": first["machine"], "date": max(doc["date"] for doc in documents)}
     result = None
     for key, entry in merged.items():
-        result = write_results(out, first["dataset"], first["protocol"], first["split"], key, entry)
+        result = write_results(out, first["dataset"], first["protocol"], first["split"], key, entry,
+                               provenance)
     return result or {}

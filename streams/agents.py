@@ -11,6 +11,8 @@ import time
 
 import torch
 
+from amsrm_core.registry import LoadedVersion, ModelRegistry
+from amsrm_core.retraining.watch import ModelWatcher, serve_current
 from amsrm_core.scoring import Scorer
 from streams.app import app, settings
 from streams.pipeline import Pipeline
@@ -34,16 +36,42 @@ def load_scorer(settings: StreamSettings) -> Scorer:
     return scorer
 
 
+def load_model(settings: StreamSettings) -> tuple[Scorer, ModelWatcher | None]:
+    """A fixed checkpoint (``AMSRM_MODEL_SOURCE=path``), or the registry's current version and a
+    watcher that loads each promoted one off the hot path (``registry``; docs/RETRAINING.md)."""
+    if settings.model_source == "path":
+        return load_scorer(settings), None
+    if settings.model_source != "registry":
+        raise ValueError(f"AMSRM_MODEL_SOURCE must be path or registry, got {settings.model_source!r}")
+    torch.set_num_threads(settings.torch_threads)
+
+    def build(loaded: LoadedVersion) -> Scorer:
+        return Scorer(loaded.checkpoint, k=settings.top_k, exclude_window=settings.exclude_window,
+                      device=settings.device, popularity=loaded.popularity)
+
+    return serve_current(ModelRegistry(settings.registry_dir), build, settings.model_poll_s)
+
+
 @app.agent(events_topic, name="recommend")
 async def recommend(stream) -> None:
+    scorer, watcher = load_model(settings)
     processor = BatchProcessor(
-        settings, load_scorer(settings), windows_table,
+        settings, scorer, windows_table,
         Outputs(recommendations_topic, samples_topic, dead_letters_topic, events_topic))
     pipeline = Pipeline(settings.pipeline_depth)
     last_report = time.monotonic()
-    async for events in stream.take_events(settings.batch_max, within=settings.batch_latency_ms / 1000):
-        await pipeline.submit(events, processor.finish(await processor.prepare(events)))
-        if time.monotonic() - last_report >= STATS_EVERY_S:
-            last_report = time.monotonic()
-            log.info("processed %s", processor.counters)
+    if watcher is not None:
+        watcher.start()
+    try:
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_latency_ms / 1000):
+            if watcher is not None and (promoted := watcher.take()) is not None:
+                await pipeline.drain()  # batches in flight finish with the model that started them
+                processor.scorer = promoted
+            await pipeline.submit(events, processor.finish(await processor.prepare(events)))
+            if time.monotonic() - last_report >= STATS_EVERY_S:
+                last_report = time.monotonic()
+                log.info("processed %s", processor.counters)
+    finally:
+        if watcher is not None:
+            await watcher.stop()
 

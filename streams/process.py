@@ -31,6 +31,8 @@ class WorkerError(RuntimeError):
 class WorkerProcess:
     """``python -m streams worker`` with ``settings`` in its environment and its log in a file."""
 
+    ready_marker = READY  # the log line that says the process consumes (subclasses: other processes)
+
     def __init__(self, settings: StreamSettings, log_path: Path) -> None:
         self.settings, self.log_path = settings, Path(log_path)
         self._process: subprocess.Popen | None = None
@@ -45,17 +47,24 @@ class WorkerProcess:
         env.pop("AMSRM_CONFIG", None)  # the settings object is already resolved
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        command = [sys.executable, "-m", "streams", "worker", "-l", self.settings.log_level, "--without-web"]
-        self._process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        self._process = subprocess.Popen(self.command(), env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         return self
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "streams", "worker", "-l", self.settings.log_level, "--without-web"]
+
+    @property
+    def input_topic(self) -> str:
+        """The topic whose assignment ``assignment()`` reports."""
+        return self.settings.events_topic
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def assignment(self) -> list[int] | None:
         """This worker's input partitions after its latest rebalance, or None before the first."""
-        found = [m for m in ASSIGNED.finditer(self.log_text()) if m.group(1) == self.settings.events_topic]
+        found = [m for m in ASSIGNED.finditer(self.log_text()) if m.group(1) == self.input_topic]
         if not found:
             return None
         return [int(p) for p in found[-1].group(2).replace(" ", "").split(",") if p]
@@ -66,7 +75,7 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             self._check_alive()
             assigned = self.assignment()
-            if assigned and READY in self.log_text():
+            if assigned and self.ready_marker in self.log_text():
                 return assigned
             time.sleep(0.1)
         raise WorkerError(f"worker not ready within {timeout_s}s; log {self.log_path}")

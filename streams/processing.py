@@ -203,7 +203,8 @@ class BatchProcessor:
             sample = LabelledSample(
                 user_id=record.user_id, event_id=record.event_id,
                 window=[e.public() for e in s.before.entries], user_fields=s.before.user_fields,
-                next_item_id=record.item_id, next_behaviour=record.behaviour, event_time_ms=record.timestamp)
+                next_item_id=record.item_id, next_behaviour=record.behaviour, event_time_ms=record.timestamp,
+                next_item_fields=record.item_fields)
             await self.outputs.samples.send(key=key, value=sample)
 
     async def dead_letter(self, event: EventT, rejected: Rejected) -> None:

@@ -46,3 +46,4 @@ class LabelledSample(faust.Record, serializer="json", include_metadata=False):
     next_item_id: str
     next_behaviour: str | None
     event_time_ms: int
+    next_item_fields: dict | None = None  # side fields of next_item_id (the training store keeps them)

@@ -70,6 +70,23 @@ class StreamSettings:
     heartbeat_interval_s: float = setting(1.0, "consumer group heartbeat interval")
     commit_interval_s: float = setting(1.0, "how often processed offsets are committed")
     log_level: str = setting("info", "log level of the workers the demo, benchmark and tests start")
+    # --- retraining loop: collector, training store, registry, retrain gate (docs/RETRAINING.md)
+    model_source: str = setting("path", "where workers get their model: path (AMSRM_MODEL_PATH, fixed) or "
+                                "registry (its current version, hot-swapped on promotion)")
+    registry_dir: str = setting("runs/registry", "model registry: versions, the current pointer, history")
+    model_poll_s: float = setting(5.0, "how often a worker serving from the registry checks its pointer")
+    store_dir: str = setting("runs/training-store", "training store: labelled samples, Parquet by event hour")
+    collector_group: str = setting("amsrm-collector", "consumer group of `amsrm collect` (not the workers')")
+    collector_flush_rows: int = setting(5000, "samples the collector buffers before it writes and commits")
+    collector_flush_s: float = setting(10.0, "longest a sample waits in the collector before it is written")
+    collector_dedupe_ids: int = setting(1_000_000, "event ids kept per partition to drop duplicate samples")
+    retrain_window_h: float = setting(168.0, "hours of samples, up to the newest, that a retrain reads")
+    retrain_budget_s: float = setting(600.0, "training time budget of one retrain (checked after each epoch)")
+    retrain_max_epochs: int = setting(20, "most epochs of one retrain")
+    retrain_holdout: float = setting(0.1, "newest fraction of events held out to compare the models")
+    gate_metric: str = setting("ndcg@10", "metric the promotion gate compares on the held-out slice")
+    gate_margin: float = setting(0.0, "promote when candidate >= current - margin (absolute)")
+    gate_min_cases: int = setting(50, "fewest held-out cases for a promotion (unless no version is current)")
 
     # ------------------------------------------------------------------ loading
     @classmethod
