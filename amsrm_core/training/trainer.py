@@ -34,7 +34,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = leave torch's default. Set it when sharing cores
     device: str = "auto"  # auto | cpu | cuda[:N]
-    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 weights): ~2x faster on AVX512-BF16 CPUs
+    precision: str = "fp32"  # fp32 | bf16 autocast (fp32 weights): faster when the catalogue dominates
     time_budget_s: float = 0.0  # stop after this much training wall time (0 = no limit)
     eval_batch_size: int = 512
     mask_history: bool = True  # rank only items the user has not interacted with
