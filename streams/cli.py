@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--data-path", help="files of a real data set (default: $AMSRM_DATA/<folder>)")
     demo.add_argument("--events", type=int, default=3000)
     demo.add_argument("--rate", type=float, default=500.0)
-    demo.add_argument("--epochs", type=int, default=2)
+    demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--workdir", type=Path, default=Path("runs/demo"), help="model, logs and worker state")
 
 

@@ -31,7 +31,7 @@ class DemoOptions:
     data_path: str | None = None
     events: int = 3000  # how many events to replay
     rate: float = 500.0  # events per second offered
-    epochs: int = 2  # training epochs when no checkpoint is reused
+    epochs: int = 8  # training epochs when no checkpoint is reused; fewer give near-popularity lists
     workdir: Path = Path("runs/demo")
     show_every: int = 0  # print every n-th recommendation; 0 = about 15 in all
     timeout_s: float = 120.0  # longest wait for the last recommendation after the replay
