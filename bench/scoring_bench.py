@@ -1,0 +1,92 @@
+"""Scoring benchmark: microseconds per event of ``Scorer.recommend`` at several batch sizes.
+
+    python bench/scoring_bench.py --checkpoint runs/stream-bench/model-beauty --dataset beauty
+
+Windows are real histories (the latest ``max_len`` events before each leave-one-out test
+case), scored with one torch thread, as the stream worker does.  The baseline, measured in
+the same run on the same windows, is the plain path: encode, then ``model.full_sort_predict``
+on the whole batch (item representations recomputed, no grouping by length), masking and
+Top-K.  Medians over ``--repeats`` runs; results to docs/results/scoring-bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from amsrm_core.data import load_dataset
+from amsrm_core.results import git_commit, machine
+from amsrm_core.scoring import Scorer, Window
+from amsrm_core.splits import leave_one_out
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def real_windows(dataset: str, max_len: int, n: int) -> list[Window]:
+    data = load_dataset(dataset)
+    split = leave_one_out(data)
+    items, users, behaviours = data.item_vocab.tokens, data.user_vocab.tokens, data.behaviour_vocab.tokens
+    windows = []
+    for p in split.test_cases[:n]:
+        start = max(int(split.user_start[p]), int(p) - max_len)
+        events = [(items[data.items[q]], behaviours[data.behaviours[q]] if data.behaviours[q] else None)
+                  for q in range(start, int(p))]
+        windows.append(Window(users[data.users[p]], events))
+    return windows
+
+
+def plain_recommend(scorer: Scorer, windows: list[Window]) -> None:
+    """The baseline: one full_sort_predict over the padded batch, no scorer savings."""
+    with torch.inference_mode():
+        batch = scorer.encode(windows)
+        scores = scorer.model.full_sort_predict(batch).float().clone()
+        scores[:, :2] = -torch.inf
+        scores.scatter_(1, batch["item_seq"], -torch.inf)
+        torch.topk(scores, scorer.k, dim=1)
+
+
+def per_event_us(fn, windows: list[Window], batch: int, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for lo in range(0, len(windows), batch):
+            fn(windows[lo : lo + batch])
+        times.append((time.perf_counter() - started) / len(windows) * 1e6)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=REPO / "runs/stream-bench/model-beauty")
+    parser.add_argument("--dataset", default="beauty")
+    parser.add_argument("--windows", type=int, default=2048)
+    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=REPO / "docs/results/scoring-bench.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    scorer = Scorer.from_checkpoint(args.checkpoint)
+    windows = real_windows(args.dataset, scorer.max_len, args.windows)
+    per_event_us(scorer.recommend, windows[:256], 64, 1)  # warm-up
+    rows = {}
+    for b in args.batches:
+        scorer_us = per_event_us(scorer.recommend, windows, b, args.repeats)
+        plain_us = per_event_us(lambda w: plain_recommend(scorer, w), windows, b, args.repeats)
+        rows[str(b)] = {"scorer_us_per_event": round(scorer_us, 1), "plain_us_per_event": round(plain_us, 1),
+                        "speedup": round(plain_us / scorer_us, 2)}
+        print(f"batch {b}: scorer {scorer_us:.1f} µs/event, plain {plain_us:.1f} µs/event", flush=True)
+    result = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+              "load_average": os.getloadavg(), "checkpoint": str(args.checkpoint), "dataset": args.dataset,
+              "windows": len(windows), "repeats": args.repeats, "torch_threads": 1, "batches": rows}
+    args.out.write_text(json.dumps(result, indent=2, sort_keys=True))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
