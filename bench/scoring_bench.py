@@ -44,11 +44,12 @@ def real_windows(dataset: str, max_len: int, n: int) -> list[Window]:
 def plain_recommend(scorer: Scorer, windows: list[Window]) -> None:
     """The baseline: one full_sort_predict over the padded batch, no scorer savings."""
     with torch.inference_mode():
-        batch = scorer.encode(windows)
+        batch = {k: v.to(scorer.device) for k, v in scorer.encode(windows).items()}
         scores = scorer.model.full_sort_predict(batch).float().clone()
         scores[:, :2] = -torch.inf
         scores.scatter_(1, batch["item_seq"], -torch.inf)
-        torch.topk(scores, scorer.k, dim=1)
+        top = torch.topk(scores, scorer.k, dim=1)
+        top.indices.cpu(), top.values.cpu()  # the results leave the device, as the worker's do
 
 
 def per_event_us(fn, windows: list[Window], batch: int, repeats: int) -> float:
@@ -61,6 +62,10 @@ def per_event_us(fn, windows: list[Window], batch: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=REPO / "runs/stream-bench/model-beauty")
@@ -68,10 +73,11 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=2048)
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="torch device of the scorer: cpu, cuda, cuda:N")
     parser.add_argument("--out", type=Path, default=REPO / "docs/results/scoring-bench.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    scorer = Scorer.from_checkpoint(args.checkpoint)
+    scorer = Scorer.from_checkpoint(args.checkpoint, device=args.device)
     windows = real_windows(args.dataset, scorer.max_len, args.windows)
     per_event_us(scorer.recommend, windows[:256], 64, 1)  # warm-up
     rows = {}
@@ -83,7 +89,8 @@ def main() -> None:
         print(f"batch {b}: scorer {scorer_us:.1f} µs/event, plain {plain_us:.1f} µs/event", flush=True)
     result = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
               "load_average": os.getloadavg(), "checkpoint": str(args.checkpoint), "dataset": args.dataset,
-              "windows": len(windows), "repeats": args.repeats, "torch_threads": 1, "batches": rows}
+              "windows": len(windows), "repeats": args.repeats, "torch_threads": 1, "batches": rows,
+              "device": args.device, "device_name": device_name(scorer.device)}
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True))
     print(f"wrote {args.out}")
 

@@ -114,6 +114,22 @@ def test_compare_end_to_end_then_resume(tmp_path):
     assert (more.trained, more.reused) == (2, 4)  # only the new seed trains
 
 
+def test_parallel_jobs_store_the_same_runs_as_one_process(tmp_path):
+    """--jobs trains missing runs in spawned processes; the records match an in-process run."""
+    serial = run_compare(_options(tmp_path / "serial", seeds=(0, 1)), models=["amsrm", "bpr"])
+    parallel = run_compare(_options(tmp_path / "parallel", seeds=(0, 1), jobs=2), models=["amsrm", "bpr"])
+    assert serial.trained == parallel.trained == 4
+    for name in ("serial", "parallel"):
+        runs = sorted((tmp_path / name / "runs").rglob("*.json"))
+        assert len(runs) == 4
+    first, second = (_read(tmp_path / f"{name}/docs/results/synthetic.json")["models"]
+                     for name in ("serial", "parallel"))
+    for model in ("amsrm", "bpr"):
+        for metric in ("ndcg@10", "recall@20"):
+            assert first[model]["metrics"][metric]["runs"] == pytest.approx(
+                second[model]["metrics"][metric]["runs"], abs=1e-6)
+
+
 def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     flags = [*_flags(tmp_path), "--seeds", "0", "--models", "amsrm", "bpr", "--dry-run"]
     assert main(["experiment", "compare", *flags]) == 0

@@ -66,6 +66,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=_DEFAULTS.runs_dir, help="finished runs (resume)")
     parser.add_argument("--out-dir", type=Path, default=_DEFAULTS.out_dir,
                         help="results/ and figures/ are written below it (default: the repository's docs/)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, one process each "
+                        "(a GPU or many cores; keep --threads × --jobs ≤ cores)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, what is done; train nothing")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -100,7 +102,7 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(datasets=args.datasets, seeds=args.seeds, train=train, model_set=args.model_set,
                    synthetic=args.synthetic, data_root=args.data, protocol=args.protocol,
                    runs_dir=args.runs_dir, out_dir=args.out_dir, dry_run=args.dry_run,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, jobs=args.jobs)
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:

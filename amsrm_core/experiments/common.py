@@ -10,12 +10,15 @@ those records, so a rerun only recomputes them.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import types
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from amsrm_core.data import ALIASES, DATA_FOLDERS, load_dataset
@@ -46,6 +49,7 @@ class Options:
     out_dir: Path = REPO / "docs"  # results/ and figures/ go below it
     dry_run: bool = False  # print the plan (and what is already finished), train nothing
     progress: bool = True
+    jobs: int = 1  # runs trained at once, each in its own process (a GPU or many cores); 1 = in this process
 
 
 @dataclass
@@ -98,6 +102,7 @@ class DatasetRuns:
     def __init__(self, experiment: str, dataset: str, options: Options, store: RunStore,
                  outcome: Outcome) -> None:
         self.experiment, self.options, self.store, self.outcome = experiment, options, store, outcome
+        self.dataset = dataset  # as asked for (worker processes load it again by this name)
         self.data, self.split = load_split(dataset, options)
         self.name = self.data.name
         self.identity = {"experiment": experiment, "dataset": self.name, "protocol": options.protocol,
@@ -123,29 +128,39 @@ class DatasetRuns:
         self.outcome.planned += len(jobs)
         if self.options.dry_run:
             return self._plan(jobs, desc)
-        records = []
-        bar = tqdm(jobs, desc=f"{self.experiment} {self.name} {desc}", unit="run",
-                   disable=not self.options.progress)
-        for job in bar:
-            bar.set_postfix_str(f"{job.label} seed {job.seed}")
-            spec = self.spec(job)
-            record = self.store.get(spec)
-            if record is None:
-                run = run_seed(job.model, self.split, job.overrides, job.train, job.seed)
-                record = {"label": job.label, "valid": run.valid, "test": run.test,
-                          "train": {"best_epoch": run.train.best_epoch, "epochs_run": run.train.epochs_run,
-                                    "train_seconds": run.train.train_seconds,
-                                    "seconds_to_best": run.train.seconds_to_best},
-                          "wall_seconds": run.wall_seconds, "extra": extra(run, self.split) if extra else {},
-                          "curve": [{"epoch": h["epoch"], "loss": h["loss"], "elapsed_s": h["elapsed_s"],
-                                     f"valid_{SELECTION_METRIC}": h["valid"][SELECTION_METRIC]}
-                                    for h in run.train.history]}
-                record = self.store.put(spec, record)
-                self.outcome.trained += 1
-            else:
-                self.outcome.reused += 1
-            records.append(record)
+        specs = [self.spec(job) for job in jobs]
+        records = [self.store.get(spec) for spec in specs]
+        self.outcome.reused += sum(r is not None for r in records)
+        missing = [i for i, r in enumerate(records) if r is None]
+        bar = tqdm(total=len(missing), desc=f"{self.experiment} {self.name} {desc}", unit="run",
+                   disable=not self.options.progress or not missing)
+        for i, record in self._train(jobs, missing, extra):
+            records[i] = self.store.put(specs[i], record)
+            self.outcome.trained += 1
+            bar.set_postfix_str(f"{jobs[i].label} seed {jobs[i].seed} done")
+            bar.update()
+        bar.close()
         return records
+
+    def _train(self, jobs: list[Job], missing: list[int], extra: Callable[[SeedRun, Split], dict] | None
+               ) -> Iterable[tuple[int, dict]]:
+        """(index, record) of each missing job: in this process, or ``options.jobs`` processes at once.
+
+        Worker processes are spawned (no forked torch state), load the split themselves and
+        train without per-epoch bars (many bars would interleave); the parent writes the store.
+        """
+        if self.options.jobs <= 1 or len(missing) <= 1:
+            for i in missing:
+                yield i, train_record(jobs[i], self.split, extra)
+            return
+        quiet = [dataclasses.replace(jobs[i], train=dataclasses.replace(jobs[i].train, progress=False))
+                 for i in missing]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(self.options.jobs, len(missing)), mp_context=context) as pool:
+            futures = {pool.submit(_train_in_worker, self.dataset, self.options, job, extra): i
+                       for i, job in zip(missing, quiet, strict=True)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
 
     def _plan(self, jobs: list[Job], desc: str) -> list[dict] | None:
         print(f"{self.experiment} {self.name} {desc}: {len(jobs)} runs")
@@ -157,6 +172,29 @@ class DatasetRuns:
             print(f"  [{'done' if record else 'todo'}] {job.label} seed {job.seed} "
                   f"{job.overrides or ''} lr={job.train.lr} key {run_key(spec)}")
         return None if any(r is None for r in records) else records
+
+
+def train_record(job: Job, split: Split, extra: Callable[[SeedRun, Split], dict] | None = None) -> dict:
+    """Train one job and return what the run store keeps of it."""
+    run = run_seed(job.model, split, job.overrides, job.train, job.seed)
+    return {"label": job.label, "valid": run.valid, "test": run.test,
+            "train": {"best_epoch": run.train.best_epoch, "epochs_run": run.train.epochs_run,
+                      "train_seconds": run.train.train_seconds, "seconds_to_best": run.train.seconds_to_best},
+            "wall_seconds": run.wall_seconds, "extra": extra(run, split) if extra else {},
+            "curve": [{"epoch": h["epoch"], "loss": h["loss"], "elapsed_s": h["elapsed_s"],
+                       f"valid_{SELECTION_METRIC}": h["valid"][SELECTION_METRIC]} for h in run.train.history]}
+
+
+_WORKER_SPLITS: dict[str, Split] = {}  # per worker process: each data set is loaded and split once
+
+
+def _train_in_worker(dataset: str, options: Options, job: Job,
+                     extra: Callable[[SeedRun, Split], dict] | None) -> dict:
+    if dataset not in _WORKER_SPLITS:
+        _WORKER_SPLITS[dataset] = load_split(dataset, options)[1]
+    if job.train.threads:
+        torch.set_num_threads(job.train.threads)
+    return train_record(job, _WORKER_SPLITS[dataset], extra)
 
 
 def summary_entry(job: Job, records: list[dict]) -> dict:
