@@ -43,8 +43,9 @@ def git_commit() -> str:
 
 
 def machine() -> str:
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (f"{platform.machine()} {platform.processor() or platform.system()}, "
-            f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+            f"{os.cpu_count()} cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
 def write_results(path: str | Path, dataset: str, protocol: str, split: dict, model_key: str,
