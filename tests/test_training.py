@@ -1,11 +1,13 @@
 """Training on the synthetic set: the side-information model must beat popularity and id-only."""
 
 import pytest
+import torch
 
+from amsrm_core.batching import training_windows
 from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic
 from amsrm_core.runner import run_seed
 from amsrm_core.splits import leave_one_out
-from amsrm_core.training.trainer import TrainConfig
+from amsrm_core.training.trainer import TrainConfig, epoch_batches
 
 ID_ONLY = {"use_item_fields": False, "use_behaviour": False, "use_user_fields": False}
 
@@ -40,3 +42,25 @@ def test_bf16_training_runs_and_bad_precision_is_refused(small_synthetic):
     assert all(loss == loss for loss in losses) and losses[-1] < losses[0]
     with pytest.raises(ValueError, match="precision"):
         run_seed("amsrm", split, {"max_len": 10}, TrainConfig(epochs=1, precision="fp8", progress=False), 0)
+
+
+def test_length_buckets_cover_every_window_once_with_less_padding(small_synthetic):
+    windows = training_windows(leave_one_out(small_synthetic), 30)
+    lengths = (windows.item_seq != 0).sum(dim=1)
+
+    def padded_width(batches):  # what the attention blocks compute over: batch size × longest window
+        return sum(len(b) * int(lengths[b].max()) for b in batches)
+
+    plain = epoch_batches(windows, 16, torch.Generator().manual_seed(0))
+    bucketed = epoch_batches(windows, 16, torch.Generator().manual_seed(0), by_length=True)
+    again = epoch_batches(windows, 16, torch.Generator().manual_seed(0), by_length=True)
+    for batches in (plain, bucketed):
+        rows = torch.cat(batches)
+        assert sorted(rows.tolist()) == list(range(len(windows)))  # each window exactly once
+        assert max(len(b) for b in batches) <= 16
+    assert all(torch.equal(a, b) for a, b in zip(bucketed, again, strict=True))  # seeded
+    assert padded_width(bucketed) < 0.8 * padded_width(plain)
+    run = run_seed("amsrm", leave_one_out(small_synthetic), {"max_len": 10},
+                   TrainConfig(epochs=2, patience=5, bucket_by_length=True, progress=False), 0)
+    losses = [h["loss"] for h in run.train.history]
+    assert len(losses) == 2 and losses[-1] < losses[0]
