@@ -28,7 +28,7 @@ def serve_collector(collector: Collector) -> OpsServer:
         if consumer is not None:
             await metrics.refresh_lag(collector.topic, consumer.assignment(), consumer.highwater,
                                       consumer.position)
-        metrics.ready.set(int(ops.ready()[0]))
+        metrics.ready.set(int(assigned()))
 
     ops.add_check("partitions_assigned", assigned)
     ops.add_refresher(refresh)

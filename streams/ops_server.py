@@ -6,8 +6,8 @@ thread, with its own prometheus_client registry:
     GET AMSRM_METRICS_PATH    (/metrics)  Prometheus text format
     GET AMSRM_LIVENESS_PATH   (/livez)    200 while the event loop runs a callback within
                                           AMSRM_LIVENESS_TIMEOUT_S; 503 when it is stuck
-    GET AMSRM_READINESS_PATH  (/readyz)   200 when every readiness check passes, else 503;
-                                          the body names each check (JSON)
+    GET AMSRM_READINESS_PATH  (/readyz)   200 when every readiness check passes (evaluated in
+                                          the event loop), else 503; the body names each check
 
 Why a thread and not Faust's web server (docs/DEPLOY.md): a liveness probe served by the
 event loop it judges cannot tell "stuck" from "slow"; the collector has no Faust app;
@@ -113,13 +113,23 @@ class OpsServer:
         return True, "ok"
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
-        results = {}
-        for name, check in self.checks.items():
-            try:
-                results[name] = bool(check())
-            except Exception:
-                log.exception("readiness check %s failed", name)
-                results[name] = False
+        """Every check, evaluated in the event loop (they read state the loop owns)."""
+        results: dict[str, bool] = {}
+
+        async def evaluate() -> None:
+            for name, check in self.checks.items():
+                try:
+                    results[name] = bool(check())
+                except Exception:
+                    log.exception("readiness check %s failed", name)
+                    results[name] = False
+
+        if self._loop is None or self._loop.is_closed():
+            return False, {"event_loop": False}
+        try:
+            self._in_loop(evaluate)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            return False, {"event_loop": False}
         return bool(results) and all(results.values()), results
 
     def metrics(self) -> bytes:

@@ -38,13 +38,19 @@ def attach(processor: BatchProcessor) -> None:
 
 
 def _recovered() -> bool:
+    if not _state["assigned"]:  # Faust's recovery service is not set up before the first assignment
+        return False
     recovery = app.tables.recovery
     return recovery.completed.is_set() and not recovery.in_recovery
 
 
 async def _refresh() -> None:
+    """Loop-side gauges; Faust's consumer, store and recovery are only touched once assigned."""
     if (processor := _state.get("processor")) is not None:
         metrics.model.version = processor.scorer.version  # hot swaps replace processor.scorer
+    metrics.ready.set(int(all(check() for check in ops.checks.values())))
+    if not _state["assigned"]:
+        return
     consumer = app.consumer
     await metrics.refresh_lag(settings.events_topic, consumer.assignment(), consumer.highwater,
                               consumer.position)
@@ -53,7 +59,6 @@ async def _refresh() -> None:
 
         metrics.refresh_table(windows_table.name, windows_table.data)
     metrics.in_recovery.set(int(app.tables.recovery.in_recovery))
-    metrics.ready.set(int(ops.ready()[0]))
 
 
 ops.add_check("model_loaded", lambda: _state["model"])

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_streams_integration import (  # noqa: F401 (broker, checkpoint: fixtures)
@@ -62,7 +63,7 @@ def wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:
         time.sleep(0.2)
 
 
-def test_worker_metrics_move_and_probes_answer(broker, checkpoint, small_synthetic, tmp_path):
+def test_worker_metrics_move_and_probes_answer(broker, checkpoint, small_synthetic, tmp_path):  # noqa: F811
     port = free_port()
     settings = new_settings(broker, tmp_path, checkpoint, ops_port=port, ops_host="127.0.0.1",
                             log_format="json")
@@ -96,7 +97,7 @@ def test_worker_metrics_move_and_probes_answer(broker, checkpoint, small_synthet
     assert '"logger"' in worker.log_text()  # AMSRM_LOG_FORMAT=json reached Faust's logging
 
 
-def test_collector_metrics_and_probes(broker, checkpoint, tmp_path):
+def test_collector_metrics_and_probes(broker, checkpoint, tmp_path):  # noqa: F811
     port = free_port()
     settings = new_settings(broker, tmp_path, checkpoint, ops_port=port, ops_host="127.0.0.1",
                             store_dir=str(tmp_path / "store"), collector_flush_s=0.2)
@@ -104,8 +105,6 @@ def test_collector_metrics_and_probes(broker, checkpoint, tmp_path):
         {"event_id": "e1", "item_id": "i1", "behaviour": None, "timestamp": NOW_MS, "item_fields": {}}],
         "user_fields": {}, "next_item_id": "i2", "next_behaviour": None, "event_time_ms": NOW_MS + 1,
         "next_item_fields": {}}
-    import orjson
-
     with CollectorProcess(settings, tmp_path / "collector.log") as collector:
         collector.wait_ready(TIMEOUT_S)
         wait_until(lambda: get(port, "/readyz")[0] == 200)
