@@ -1,19 +1,21 @@
 """The metrics and health endpoint of a real worker and collector on the embedded broker.
 
-A worker (``python -m streams worker``) gets events, some malformed; its /metrics is
-scraped over HTTP before and after and the counters, histograms, lag and table gauges
-must move; /livez and /readyz answer.  The collector's endpoint likewise.
+Both run as the image runs them (``amsrm worker``, ``amsrm collect``).  The worker gets
+events, some malformed; its /metrics is scraped over HTTP before and after and the
+counters, histograms, lag and table gauges must move; /livez and /readyz answer.  The
+collector's endpoint likewise.
 """
 
 from __future__ import annotations
 
-import time
+import sys
 import urllib.error
 import urllib.request
 
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from test_collector import wait_for
 from test_streams_integration import (  # noqa: F401 (broker, checkpoint: fixtures)
     BAD,
     NOW_MS,
@@ -33,6 +35,16 @@ from streams.collector_process import CollectorProcess
 from streams.process import WorkerProcess
 
 pytestmark = pytest.mark.slow
+
+
+class AmsrmWorker(WorkerProcess):
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "amsrm_core.cli", "worker"]  # = the image's `amsrm worker`
+
+
+class AmsrmCollector(CollectorProcess):
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "amsrm_core.cli", "collect"]
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -55,28 +67,20 @@ def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met in time")
-        time.sleep(0.2)
-
-
 def test_worker_metrics_move_and_probes_answer(broker, checkpoint, small_synthetic, tmp_path):  # noqa: F811
     port = free_port()
     settings = new_settings(broker, tmp_path, checkpoint, ops_port=port, ops_host="127.0.0.1",
                             log_format="json")
     events = events_of(small_synthetic, 300)
-    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+    with AmsrmWorker(settings, tmp_path / "worker.log") as worker:
         worker.wait_ready(TIMEOUT_S)
-        wait_until(lambda: get(port, "/readyz")[0] == 200)
+        wait_for(lambda: get(port, "/readyz")[0] == 200)
         assert get(port, "/livez") == (200, b'{"component":"worker","status":"ok","detail":"ok"}\n')
         before = scrape(port)
         assert value(before, "amsrm_events_in_total") == 0 and value(before, "amsrm_ready") == 1
         produce(settings, [encode(e, NOW_MS + i) for i, e in enumerate(events)] + [(k, v) for k, v, _ in BAD])
         read(settings, settings.recommendations_topic, ids_cover({e["event_id"] for e in events}))
-        wait_until(lambda: value(scrape(port), "amsrm_dead_letters_total", reason="bad_json") == 1)
+        wait_for(lambda: value(scrape(port), "amsrm_dead_letters_total", reason="bad_json") == 1)
         after = scrape(port)
         assert get(port, "/nothing")[0] == 404
     assert value(after, "amsrm_events_in_total") == len(events) + len(BAD)
@@ -105,10 +109,10 @@ def test_collector_metrics_and_probes(broker, checkpoint, tmp_path):  # noqa: F8
         {"event_id": "e1", "item_id": "i1", "behaviour": None, "timestamp": NOW_MS, "item_fields": {}}],
         "user_fields": {}, "next_item_id": "i2", "next_behaviour": None, "event_time_ms": NOW_MS + 1,
         "next_item_fields": {}}
-    with CollectorProcess(settings, tmp_path / "collector.log") as collector:
+    with AmsrmCollector(settings, tmp_path / "collector.log") as collector:
         collector.wait_ready(TIMEOUT_S)
-        wait_until(lambda: get(port, "/readyz")[0] == 200)
+        wait_for(lambda: get(port, "/readyz")[0] == 200)
         assert get(port, "/livez")[0] == 200
         produce(settings.replace(events_topic=settings.samples_topic), [(b"u1", orjson.dumps(sample))])
-        wait_until(lambda: value(scrape(port), "amsrm_collector_written_total") == 1)
+        wait_for(lambda: value(scrape(port), "amsrm_collector_written_total") == 1)
         assert value(scrape(port), "amsrm_assigned_partitions", topic=settings.samples_topic) == 2
