@@ -35,8 +35,6 @@ import shutil
 import statistics
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -50,6 +48,7 @@ from producers.kafka import make_producer
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker, embedded_settings, free_port
 from streams.checkpoints import ensure_checkpoint
+from streams.ops_server import http_get
 from streams.process import WorkerProcess
 from streams.settings import StreamSettings
 
@@ -59,16 +58,6 @@ MEASURED_SETTINGS = ("partitions", "store_url", "table_standby_replicas", "produ
                      "commit_interval_s", "batch_max", "window_length", "torch_threads")
 POLL_S = 0.02
 log = logging.getLogger("recovery_bench")
-
-
-def http_get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""  # not listening yet
 
 
 def metric(port: int, name: str) -> float:

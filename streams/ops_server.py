@@ -25,6 +25,8 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -195,3 +197,14 @@ def _handler(ops: OpsServer) -> type[BaseHTTPRequestHandler]:
             log.debug("%s %s", self.address_string(), format % args)
 
     return Handler
+
+
+def http_get(port: int, path: str, host: str = "127.0.0.1", timeout_s: float = 5.0) -> tuple[int, bytes]:
+    """GET an ops endpoint as a probe does: (status, body); status 0 when nothing listens yet."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout_s) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""

@@ -9,8 +9,6 @@ collector's endpoint likewise.
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.request
 
 import orjson
 import pytest
@@ -32,6 +30,7 @@ from test_streams_integration import (  # noqa: F401 (broker, checkpoint: fixtur
 from producers.events import encode
 from streams.broker import free_port
 from streams.collector_process import CollectorProcess
+from streams.ops_server import http_get
 from streams.process import WorkerProcess
 
 pytestmark = pytest.mark.slow
@@ -47,17 +46,9 @@ class AmsrmCollector(CollectorProcess):
         return [sys.executable, "-m", "amsrm_core.cli", "collect"]
 
 
-def get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
     """(sample name, sorted labels) → value."""
-    status, body = get(port, "/metrics")
+    status, body = http_get(port, "/metrics")
     assert status == 200
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(body.decode()) for s in family.samples}
@@ -74,15 +65,15 @@ def test_worker_metrics_move_and_probes_answer(broker, checkpoint, small_synthet
     events = events_of(small_synthetic, 300)
     with AmsrmWorker(settings, tmp_path / "worker.log") as worker:
         worker.wait_ready(TIMEOUT_S)
-        wait_for(lambda: get(port, "/readyz")[0] == 200)
-        assert get(port, "/livez") == (200, b'{"component":"worker","status":"ok","detail":"ok"}\n')
+        wait_for(lambda: http_get(port, "/readyz")[0] == 200)
+        assert http_get(port, "/livez") == (200, b'{"component":"worker","status":"ok","detail":"ok"}\n')
         before = scrape(port)
         assert value(before, "amsrm_events_in_total") == 0 and value(before, "amsrm_ready") == 1
         produce(settings, [encode(e, NOW_MS + i) for i, e in enumerate(events)] + [(k, v) for k, v, _ in BAD])
         read(settings, settings.recommendations_topic, ids_cover({e["event_id"] for e in events}))
         wait_for(lambda: value(scrape(port), "amsrm_dead_letters_total", reason="bad_json") == 1)
         after = scrape(port)
-        assert get(port, "/nothing")[0] == 404
+        assert http_get(port, "/nothing")[0] == 404
     assert value(after, "amsrm_events_in_total") == len(events) + len(BAD)
     assert value(after, "amsrm_recommendations_total") == len(events)
     for _, _, reason in BAD:
@@ -111,8 +102,8 @@ def test_collector_metrics_and_probes(broker, checkpoint, tmp_path):  # noqa: F8
         "next_item_fields": {}}
     with AmsrmCollector(settings, tmp_path / "collector.log") as collector:
         collector.wait_ready(TIMEOUT_S)
-        wait_for(lambda: get(port, "/readyz")[0] == 200)
-        assert get(port, "/livez")[0] == 200
+        wait_for(lambda: http_get(port, "/readyz")[0] == 200)
+        assert http_get(port, "/livez")[0] == 200
         produce(settings.replace(events_topic=settings.samples_topic), [(b"u1", orjson.dumps(sample))])
         wait_for(lambda: value(scrape(port), "amsrm_collector_written_total") == 1)
         assert value(scrape(port), "amsrm_assigned_partitions", topic=settings.samples_topic) == 2
