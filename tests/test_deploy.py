@@ -274,3 +274,16 @@ def test_k8s_workers_statefulset_headless_service_collector_retrain(manifests):
     budget = settings_from({**config, **{e["name"]: e["value"]
                                           for e in pod_spec(retrain)["containers"][0].get("env", [])}})
     assert retrain["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] > budget.retrain_budget_s
+
+
+# ---------------------------------------------------------------------------------- cron (one host)
+def test_cron_line_and_toml_are_real():
+    # unknown keys raise
+    settings = StreamSettings.load({"AMSRM_CONFIG": str(DEPLOY / "cron" / "amsrm.toml")})
+    assert settings.model_source == "registry"
+    lines = [line for line in (DEPLOY / "cron" / "amsrm-retrain").read_text().splitlines()
+             if line.strip() and not line.startswith("#") and "=" not in line.split()[0]]
+    assert len(lines) == 1
+    words = shlex.split(lines[0].split(">>")[0])
+    amsrm = next(i for i, w in enumerate(words) if w.endswith("/amsrm"))
+    assert is_amsrm_command(words[amsrm + 1:])
