@@ -20,6 +20,7 @@ from streams.processing import BatchProcessor, Outputs
 from streams.settings import StreamSettings
 from streams.tables import windows_table
 from streams.topics import dead_letters_topic, events_topic, recommendations_topic, samples_topic
+from streams.worker_ops import attach
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ async def recommend(stream) -> None:
     processor = BatchProcessor(
         settings, scorer, windows_table,
         Outputs(recommendations_topic, samples_topic, dead_letters_topic, events_topic))
+    attach(processor)  # metrics hooks and readiness (streams.worker_ops)
     pipeline = Pipeline(settings.pipeline_depth)
     last_report = time.monotonic()
     if watcher is not None:

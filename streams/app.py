@@ -13,11 +13,12 @@ from typing import Any
 
 import faust
 
+from streams.logs import logging_config
 from streams.settings import StreamSettings
 from streams.transport import consumer_urls
 
-AGENT_MODULES = {"recommend": ("streams.agents", "streams.lifecycle"),
-                 "passthrough": ("streams.passthrough", "streams.lifecycle")}
+AGENT_MODULES = {"recommend": ("streams.agents", "streams.lifecycle", "streams.worker_ops"),
+                 "passthrough": ("streams.passthrough", "streams.lifecycle", "streams.worker_ops")}
 
 
 def app_options(settings: StreamSettings) -> dict[str, Any]:
@@ -44,6 +45,8 @@ def app_options(settings: StreamSettings) -> dict[str, Any]:
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         "broker_commit_interval": settings.commit_interval_s,
+        # text: Faust's own log setup; json: one object per line (streams.logs)
+        **({"logging_config": logging_config(settings)} if settings.log_format != "text" else {}),
     }
 
 

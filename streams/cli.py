@@ -1,4 +1,4 @@
-"""The streaming subcommands of ``amsrm``: broker, topics, produce, subscribe, demo.
+"""The streaming subcommands of ``amsrm``: broker, topics, worker, produce, subscribe, demo, config-reference.
 
 Wired into amsrm_core.cli by::
 
@@ -9,10 +9,12 @@ Every command reads StreamSettings from the environment (AMSRM_*, or a TOML file
 named by AMSRM_CONFIG); ``--broker-url`` overrides the broker for one command.
 
     amsrm broker                                   # embedded broker on :9092 with the topics
+    amsrm worker                                   # a stream worker (= python -m streams worker)
     amsrm produce replay --dataset ml-100k --rate 500
     amsrm produce synthetic --rate 200 --events 10000
     amsrm subscribe --user u42
     amsrm demo                                     # everything, on synthetic data
+    amsrm config-reference > docs/CONFIG.md        # every setting, generated from the code
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     topics = sub.add_parser("topics", help="create the topics on the configured broker (e.g. a real cluster)")
     _broker_arg(topics)
+
+    worker = sub.add_parser("worker", help="run a stream worker (Faust), configured by AMSRM_* only")
+    worker.add_argument("-l", "--loglevel", help="log level (default: AMSRM_LOG_LEVEL)")
+
+    sub.add_parser("config-reference", help="print the settings reference (docs/CONFIG.md) as markdown")
 
     produce = sub.add_parser("produce", help="send behaviour events to the events topic")
     kinds = produce.add_subparsers(dest="source", required=True)
@@ -112,6 +119,23 @@ def cmd_topics(args: argparse.Namespace) -> None:
     print(f"topics ready on {settings.broker_url}; created: {', '.join(created) or 'none (all existed)'}")
 
 
+def cmd_worker(args: argparse.Namespace) -> None:
+    """Faust's ``worker`` command for streams.app.  Faust's own web server stays off: the worker's
+    metrics and probes are served on AMSRM_OPS_PORT (streams.worker_ops, docs/DEPLOY.md)."""
+    import sys
+
+    from streams.app import app, settings
+
+    sys.argv = ["amsrm worker", "worker", "-l", args.loglevel or settings.log_level, "--without-web"]
+    app.main()
+
+
+def cmd_config_reference(args: argparse.Namespace) -> None:
+    from streams.config_reference import reference
+
+    print(reference(), end="")
+
+
 def cmd_produce(args: argparse.Namespace) -> None:
     from producers.replay import replay
     from producers.synthetic import produce_synthetic
@@ -150,8 +174,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
-    "broker": cmd_broker, "topics": cmd_topics, "produce": cmd_produce, "subscribe": cmd_subscribe,
-    "demo": cmd_demo,
+    "broker": cmd_broker, "topics": cmd_topics, "worker": cmd_worker, "produce": cmd_produce,
+    "subscribe": cmd_subscribe, "demo": cmd_demo, "config-reference": cmd_config_reference,
 }
 
 

@@ -38,6 +38,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from amsrm_core.retraining.store import SampleError, TrainingStore, sample_row
+from streams.logs import configure as configure_logging
 from streams.settings import StreamSettings
 from streams.subscriber import SeenEvents
 
@@ -80,6 +81,11 @@ class Collector:
         self._seen: dict[int, SeenEvents] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._writing = asyncio.Lock()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The running consumer (None before ``run``): for metrics and health checks."""
+        return self._consumer
 
     def _make_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -193,13 +199,19 @@ async def collect(settings: StreamSettings, stop: asyncio.Event | None = None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread
             loop.add_signal_handler(sig, stop.set)
-    return await Collector(settings).run(stop)
+    from streams.collector_ops import serve_collector  # imports this module
+
+    collector = Collector(settings)
+    ops = serve_collector(collector)
+    try:
+        return await collector.run(stop)
+    finally:
+        ops.stop()
 
 
 def main() -> None:
     settings = StreamSettings.load()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     asyncio.run(collect(settings))
 
 

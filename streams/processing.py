@@ -33,6 +33,7 @@ from faust import streams as faust_streams
 from faust.types import EventT
 
 from amsrm_core.scoring import Ranked, Scorer, Window
+from streams.metrics import BatchObserver
 from streams.records import BehaviourEvent, LabelledSample, Recommendation
 from streams.settings import StreamSettings
 from streams.state import UserWindow
@@ -110,6 +111,7 @@ class BatchProcessor:
         self.window_length = settings.window_length or scorer.max_len
         self.limits = limits_of(settings)
         self.counters = Counters()
+        self.observer = BatchObserver()  # metrics hooks (streams.worker_ops sets the real one)
         self.worker = f"{socket.gethostname()}:{os.getpid()}".encode()
 
     async def process(self, events: Sequence[EventT]) -> None:
@@ -120,6 +122,7 @@ class BatchProcessor:
         """In input order: validate, dead-letter, update windows.  Must run batch after batch."""
         started = time.perf_counter()
         self.counters.batches += 1
+        self.observer.batch_read(len(events))
         scored = await self._update_windows(events)
         self.counters.prepare_s += time.perf_counter() - started
         return scored
@@ -132,6 +135,7 @@ class BatchProcessor:
         started = time.perf_counter()
         ranked = await asyncio.to_thread(self._recommend, windows)
         scored_at = time.perf_counter()
+        self.observer.scored(len(windows), scored_at - started)
         for s, r in zip(scored, ranked, strict=True):
             if r is None:
                 await self.dead_letter(s.event, Rejected("scoring_error", "the scorer failed on this window"))
@@ -198,6 +202,7 @@ class BatchProcessor:
         await self.outputs.recommendations.send(key=key, value=recommendation,
                                                 headers=[(WORKER_HEADER, self.worker)])
         self.counters.recommendations += 1
+        self.observer.published(record.timestamp, recommendation.publish_time_ms)
         self.counters.fallbacks += ranked.fallback is not None
         if self.settings.publish_samples and s.before.entries:
             sample = LabelledSample(

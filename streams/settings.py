@@ -70,6 +70,16 @@ class StreamSettings:
     heartbeat_interval_s: float = setting(1.0, "consumer group heartbeat interval")
     commit_interval_s: float = setting(1.0, "how often processed offsets are committed")
     log_level: str = setting("info", "log level of the workers the demo, benchmark and tests start")
+    # --- operations: metrics and health endpoint, logs (docs/DEPLOY.md)
+    ops_port: int = setting(9400, "port of the HTTP server for metrics and health probes of every "
+                            "long-running process (worker, collector); 0 = no server")
+    ops_host: str = setting("0.0.0.0", "address that server listens on")
+    metrics_path: str = setting("/metrics", "path of the Prometheus metrics")
+    liveness_path: str = setting("/livez", "liveness probe path: 200 while the process's event loop answers")
+    readiness_path: str = setting("/readyz", "readiness probe path: 200 once the model is loaded, partitions "
+                                  "are assigned and table recovery is done (collector: partitions assigned)")
+    liveness_timeout_s: float = setting(5.0, "longest the event loop may take to answer a liveness check")
+    log_format: str = setting("text", "log lines as text, or json (one object per line, for log shippers)")
     # --- retraining loop: collector, training store, registry, retrain gate (docs/RETRAINING.md)
     model_source: str = setting("path", "where workers get their model: path (AMSRM_MODEL_PATH, fixed) or "
                                 "registry (its current version, hot-swapped on promotion)")

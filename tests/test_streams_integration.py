@@ -58,7 +58,8 @@ def new_settings(broker: EmbeddedBroker, tmp_path: Path, checkpoint: Path, recov
     options = dict(app_id=tag, events_topic=f"{tag}-events", recommendations_topic=f"{tag}-recs",
                    samples_topic=f"{tag}-samples", dead_letters_topic=f"{tag}-dead", partitions=4,
                    output_partitions=2, data_dir=str(tmp_path / f"{tag}-data"), model_path=str(checkpoint),
-                   table_standby_replicas=0, commit_interval_s=0.5, batch_max=64)
+                   table_standby_replicas=0, commit_interval_s=0.5, batch_max=64,
+                   ops_port=0)  # tests that scrape the endpoint pick a free port
     base = StreamSettings.load({}, **{**options, **changes})
     settings = embedded_settings(base, broker, recovery_safe)
     asyncio.run(create_topics(settings))

@@ -27,6 +27,7 @@ import orjson
 from amsrm_core.registry import ModelRegistry
 from amsrm_core.retraining.retrain import REPORTED, RetrainOptions, parse_duration, retrain, run_every
 from amsrm_core.retraining.store import TrainingStore
+from streams.logs import configure as configure_logging
 from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,7 @@ def cmd_registry(args: argparse.Namespace) -> None:
 
 
 def _log_to_stderr(settings: StreamSettings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)  # text or JSON lines (AMSRM_LOG_FORMAT)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
