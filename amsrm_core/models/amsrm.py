@@ -210,6 +210,9 @@ class AMSRM(Recommender):
     def item_representations(self) -> torch.Tensor:
         return self._encode_items(torch.arange(self.schema.n_items, device=self.item_id.weight.device))
 
+    def represent_items(self, items: torch.Tensor) -> torch.Tensor:
+        return self._encode_items(items)
+
     def side_field_names(self) -> list[str]:
         """Active side fields, in splice order: ``item.<f>`` …, then ``behaviour``, ``user.<f>`` …"""
         event = ["behaviour"] if self.behaviour is not None else []

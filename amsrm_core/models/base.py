@@ -10,6 +10,7 @@ Batch tensors (all int64):
 Methods (RecBole's four, adapted to side information):
 - ``forward(batch)``            → (B, T, H) hidden state per position (causal);
 - ``item_representations()``    → (n_items, H) what hidden states are scored against;
+- ``represent_items(items)``     → (*items.shape, H) the same rows for some items only (sampled losses);
 - ``calculate_loss(batch)``     → scalar training loss;
 - ``full_sort_predict(batch)``  → (B, n_items) scores of every item after the last position;
 - ``predict(batch)``            → (B,) score of ``batch["target"]``.
@@ -39,6 +40,10 @@ class Recommender(nn.Module):
     def item_representations(self) -> torch.Tensor:
         raise NotImplementedError
 
+    def represent_items(self, items: torch.Tensor) -> torch.Tensor:
+        """Rows of ``item_representations()`` for ``items``; models override it to skip the rest."""
+        return self.item_representations()[items]
+
     @property
     def trainable(self) -> bool:
         """Whether gradient training applies (count-based baselines say no)."""
@@ -51,8 +56,7 @@ class Recommender(nn.Module):
         hidden = self.forward(batch)  # (B, T, H)
         has_target = batch["target"] > 0
         loss = LOSSES[self.loss_name]
-        return loss(hidden[has_target], self.item_representations(), batch["target"][has_target],
-                    **self.loss_options)
+        return loss(hidden[has_target], ItemSide(self), batch["target"][has_target], **self.loss_options)
 
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         last = self.forward(batch)[:, -1, :]  # (B, H): left padding keeps the latest event last
@@ -60,6 +64,24 @@ class Recommender(nn.Module):
 
     def predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.full_sort_predict(batch).gather(1, batch["target"].unsqueeze(1)).squeeze(1)
+
+
+class ItemSide:
+    """What a loss may ask of the item side: every item's representation, or a few items' only.
+
+    Full softmax needs them all; sampled losses need the targets and negatives only, which
+    is most of the saving of sampling on a large catalogue (no forward or backward through
+    the other items' side-information encoders).
+    """
+
+    def __init__(self, model: Recommender) -> None:
+        self.model, self.n_items = model, model.schema.n_items
+
+    def all(self) -> torch.Tensor:
+        return self.model.item_representations()
+
+    def rows(self, items: torch.Tensor) -> torch.Tensor:
+        return self.model.represent_items(items)
 
 
 def attention_mask(item_seq: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Next-item losses, written once for every model that scores by inner product.
 
-Each takes the hidden states at the positions that have a target, the item
-representation matrix and the targets.  Reserved indices (0 padding, 1 unknown)
-are never candidates.
+Each takes the hidden states at the positions that have a target, the model's
+item side (``ItemSide``: ``all()`` representations, or ``rows(items)`` for a few, so
+sampled losses never encode the rest of the catalogue) and the targets.  Reserved
+indices (0 padding, 1 unknown) are never candidates.
 
 - ``ce``: full softmax cross-entropy over the whole catalogue — far stronger than
   BCE with one negative (ANCHORS: ML-1M NDCG@10 0.134 → 0.182), the default.
@@ -21,6 +22,7 @@ accidental hit (negative = positive) is rare on real catalogues and left in.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +30,16 @@ import torch.nn.functional as F
 RESERVED = 2  # padding and unknown
 
 
-def full_softmax(hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
-    logits = hidden @ items[RESERVED:].T  # (N, I - 2)
+class Items(Protocol):
+    n_items: int
+
+    def all(self) -> torch.Tensor: ...  # (n_items, H)
+
+    def rows(self, items: torch.Tensor) -> torch.Tensor: ...  # (*items.shape, H)
+
+
+def full_softmax(hidden: torch.Tensor, items: Items, targets: torch.Tensor, **_) -> torch.Tensor:
+    logits = hidden @ items.all()[RESERVED:].T  # (N, I - 2)
     return F.cross_entropy(logits.float(), targets - RESERVED)  # fp32 softmax even under bf16 autocast
 
 
@@ -39,11 +49,12 @@ def uniform_items(shape: tuple[int, ...], n_items: int, like: torch.Tensor) -> t
 
 
 def sampled_softmax(
-    hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, n_negatives: int = 256, **_
+    hidden: torch.Tensor, items: Items, targets: torch.Tensor, n_negatives: int = 256, **_
 ) -> torch.Tensor:
-    negatives = uniform_items((n_negatives,), items.shape[0], targets)  # shared by the batch
-    positive = (hidden * items[targets]).sum(-1, keepdim=True)  # (N, 1)
-    negative = hidden @ items[negatives].T  # (N, K)
+    negatives = uniform_items((n_negatives,), items.n_items, targets)  # shared by the batch
+    reps = items.rows(torch.cat([targets, negatives]))  # only these items are encoded
+    positive = (hidden * reps[: len(targets)]).sum(-1, keepdim=True)  # (N, 1)
+    negative = hidden @ reps[len(targets) :].T  # (N, K)
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], -torch.inf)
     logits = torch.cat([positive, negative], dim=1)
     return F.cross_entropy(logits, torch.zeros_like(targets))
@@ -66,18 +77,19 @@ def margin_hinge(positive: torch.Tensor, negative: torch.Tensor, margin: float) 
     return F.relu(positive + margin - negative).mean()
 
 
-def _one_negative_scores(hidden: torch.Tensor, items: torch.Tensor,
+def _one_negative_scores(hidden: torch.Tensor, items: Items,
                          targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Inner-product scores of each target and of one uniformly sampled negative, (N,) each."""
-    negatives = uniform_items(targets.shape, items.shape[0], targets)
-    return (hidden * items[targets]).sum(-1), (hidden * items[negatives]).sum(-1)
+    negatives = uniform_items(targets.shape, items.n_items, targets)
+    positive, negative = items.rows(torch.stack([targets, negatives]))  # (N, H) each
+    return (hidden * positive).sum(-1), (hidden * negative).sum(-1)
 
 
-def bce_one_negative(hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
+def bce_one_negative(hidden: torch.Tensor, items: Items, targets: torch.Tensor, **_) -> torch.Tensor:
     return bce_scores(*_one_negative_scores(hidden, items, targets))
 
 
-def bpr_one_negative(hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
+def bpr_one_negative(hidden: torch.Tensor, items: Items, targets: torch.Tensor, **_) -> torch.Tensor:
     return bpr(*_one_negative_scores(hidden, items, targets))
 
 

@@ -115,7 +115,9 @@ def train(
 
     if config.precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be fp32 or bf16, got {config.precision!r}")
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # foreach: one multi-tensor update instead of a Python loop over parameters (the CPU default)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                 foreach=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     generator = torch.Generator().manual_seed(config.seed)
     best_score, best_state, stale, elapsed = -1.0, None, 0, 0.0
