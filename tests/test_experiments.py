@@ -77,6 +77,19 @@ def test_run_key_is_stable_and_covers_the_config():
     assert run_key(spec) != run_key({**spec, "seed": 1})
 
 
+def test_fields_added_later_join_the_key_only_when_set(tmp_path):
+    """Runs stored before ``bucket_by_length`` existed keep their keys; turning it on changes the key."""
+    from amsrm_core.experiments.common import DatasetRuns, Job, Outcome
+
+    options = _options(tmp_path)
+    runs = DatasetRuns("compare", "synthetic", options, RunStore(tmp_path / "runs"), Outcome())
+    plain = runs.spec(Job("amsrm", "amsrm", {}, options.train, 0))
+    on = dataclasses.replace(options.train, bucket_by_length=True)
+    bucketed = runs.spec(Job("amsrm", "amsrm", {}, on, 0))
+    assert "bucket_by_length" not in plain["train"] and bucketed["train"]["bucket_by_length"] is True
+    assert run_key(plain) != run_key(bucketed)
+
+
 def test_store_round_trip_is_atomic(tmp_path):
     store = RunStore(tmp_path)
     spec = {"experiment": "e", "dataset": "d/x", "model": "m", "seed": 3}

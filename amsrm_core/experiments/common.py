@@ -34,6 +34,9 @@ from amsrm_core.training.trainer import SELECTION_METRIC, TrainConfig, TrainResu
 REPO = Path(__file__).resolve().parents[2]
 # TrainConfig fields that do not change results: left out of the run key
 _NOT_IN_KEY = ("seed", "progress", "threads", "device", "eval_batch_size")
+# fields added after runs were stored, with the value that behaves as before: in the key only when
+# set to something else, so the stored runs keep their keys
+_IN_KEY_UNLESS = {"bucket_by_length": False}
 
 
 @dataclass
@@ -114,7 +117,8 @@ class DatasetRuns:
 
     def spec(self, job: Job) -> dict:
         config = MODELS[job.model][1](**job.overrides)
-        train = {k: v for k, v in dataclasses.asdict(job.train).items() if k not in _NOT_IN_KEY}
+        train = {k: v for k, v in dataclasses.asdict(job.train).items()
+                 if k not in _NOT_IN_KEY and (k not in _IN_KEY_UNLESS or v != _IN_KEY_UNLESS[k])}
         return {**self.identity, "model": job.model, "config": dataclasses.asdict(config), "train": train,
                 "seed": job.seed}
 

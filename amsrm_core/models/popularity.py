@@ -26,7 +26,8 @@ class Popularity(Recommender):
         self.register_buffer("counts", torch.zeros(schema.n_items))
 
     def fit_statistics(self, train_items: torch.Tensor) -> None:
-        self.counts = torch.bincount(train_items, minlength=self.schema.n_items).float()
+        # assigned in place: the buffer stays on the model's device (a new tensor would be on the CPU)
+        self.counts.copy_(torch.bincount(train_items, minlength=self.schema.n_items).float())
 
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.counts.unsqueeze(0).expand(batch["item_seq"].shape[0], -1)
