@@ -33,6 +33,7 @@ embeddings and CE, frequent items grow larger norms), with a logged warning.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,11 +88,44 @@ def load_popularity(directory: str | Path, n_items: int) -> np.ndarray | None:
     return counts.astype(np.float32)
 
 
+def mask_(scores: torch.Tensor, item_seq: torch.Tensor, exclude_window: bool) -> torch.Tensor:
+    """Padding, unknown and (optionally) the window's items to -inf, in place."""
+    scores[:, : UNKNOWN + 1] = -torch.inf
+    if exclude_window:
+        scores.scatter_(1, item_seq, -torch.inf)  # its 0s and 1s are masked already
+    return scores
+
+
+class _TopK(torch.nn.Module):
+    """Forward pass, product with the frozen item representations, masking and Top-K: the scorer's
+    whole hot path for base-class models, as one module so it can be traced (see ``Scorer``)."""
+
+    def __init__(self, model: Recommender, item_reps: torch.Tensor, k: int, exclude_window: bool) -> None:
+        super().__init__()
+        self.model, self.item_reps, self.k, self.exclude_window = model, item_reps, k, exclude_window
+
+    def forward(self, item_seq: torch.Tensor, behaviour_seq: torch.Tensor, user: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = {"item_seq": item_seq, "behaviour_seq": behaviour_seq, "user": user}
+        hidden = self.model.forward(batch)[:, -1, :]  # (B, H), as Recommender.full_sort_predict
+        scores = (hidden @ self.item_reps.T).float()  # (B, n_items), a fresh tensor we may write into
+        return torch.topk(mask_(scores, item_seq, self.exclude_window), self.k, dim=1)
+
+
 class Scorer:
-    """Raw windows in, raw Top-K out, through ``model.full_sort_predict``."""
+    """Raw windows in, raw Top-K out, through ``model.full_sort_predict``.
+
+    ``traced`` (models with the base class's ``full_sort_predict`` only): run forward pass,
+    masking and Top-K as one TorchScript trace.  Same operations, same results (checked on
+    two shapes when built; eager is kept if they differ or tracing fails), but one call
+    that releases the GIL once instead of once per operator: a scoring thread next to a
+    busy event loop waits for the GIL after every eager operator (measured 10× slower
+    per event than alone; docs/BENCHMARKS.md, Streaming).
+    """
 
     def __init__(self, checkpoint: LoadedCheckpoint, k: int = 10, exclude_window: bool = True,
-                 device: str | torch.device = "cpu", popularity: np.ndarray | None = None) -> None:
+                 device: str | torch.device = "cpu", popularity: np.ndarray | None = None,
+                 traced: bool = True) -> None:
         self.device = torch.device(device)
         self.model = checkpoint.model.to(self.device).eval()
         self.max_len: int = self.model.config.max_len
@@ -106,6 +140,7 @@ class Scorer:
         self.version = f"{manifest.get('model', 'model')}-{manifest.get('weights_sha256', '')[:12]}"
         self.popularity = self._popularity_scores(popularity, n_items)
         self._item_reps = self._frozen_item_representations()
+        self._kernel = self._trace() if traced and self._item_reps is not None else None
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, **options) -> Scorer:
@@ -140,6 +175,31 @@ class Scorer:
             return None
         return self.model.item_representations()
 
+    @torch.inference_mode()
+    def _trace(self) -> torch.jit.ScriptModule | None:
+        """The traced ``_TopK``, if it reproduces the eager module exactly on two other shapes."""
+        eager = _TopK(self.model, self._item_reps, self.k, self.exclude_window).eval()
+        item = min(UNKNOWN + 1, len(self.item_vocab) - 1)
+
+        def example(rows: int, width: int) -> tuple[torch.Tensor, ...]:
+            seq = torch.full((rows, width), item, dtype=torch.long, device=self.device)
+            seq[0, 0] = PAD  # a padded position, as real batches have
+            users = torch.full((rows,), UNKNOWN, dtype=torch.long, device=self.device)
+            return seq, torch.zeros_like(seq), users
+
+        try:
+            with warnings.catch_warnings():  # torch 2.x calls jit.trace deprecated; it still works
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(eager, example(2, 3), check_trace=False)
+            for shape in ((1, 1), (3, self.max_len)):
+                inputs = example(*shape)
+                if not all(torch.equal(a, b) for a, b in zip(traced(*inputs), eager(*inputs), strict=True)):
+                    raise ValueError(f"traced scores differ from eager ones at shape {shape}")
+        except Exception as e:  # scoring stays correct, only slower next to a busy thread
+            log.warning("scoring %s eagerly: tracing failed (%s)", type(self.model).__name__, e)
+            return None
+        return traced
+
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``model.full_sort_predict(batch)``, with the constant item side computed once."""
         if self._item_reps is None:
@@ -168,10 +228,7 @@ class Scorer:
         """(B, n_items) model scores with padding, unknown and (optionally) window items at -inf."""
         batch = {k: v.to(self.device) for k, v in batch.items()}
         scores = self.full_sort_predict(batch).float().clone()  # (B, n_items); we write into it
-        scores[:, : UNKNOWN + 1] = -torch.inf
-        if self.exclude_window:
-            scores.scatter_(1, batch["item_seq"], -torch.inf)  # its 0s and 1s are masked already
-        return scores
+        return mask_(scores, batch["item_seq"], self.exclude_window)
 
     @torch.inference_mode()
     def recommend(self, windows: Sequence[Window]) -> list[Ranked]:
@@ -185,14 +242,12 @@ class Scorer:
         for rows in self._length_buckets(torch.nonzero(warm).flatten(), lengths):
             width = int(lengths[rows].max())
             sub = {k: (v[rows][:, -width:] if v.dim() == 2 else v[rows]) for k, v in batch.items()}
-            for row, ranked in zip(rows.tolist(), self._top_k(self.masked_scores(sub)), strict=True):
+            for row, ranked in zip(rows.tolist(), self._warm_top_k(sub), strict=True):
                 results[row] = ranked
         cold_rows = torch.nonzero(~warm).flatten().tolist()
         if cold_rows:
-            scores = self.popularity.expand(len(cold_rows), -1).clone()
-            scores[:, : UNKNOWN + 1] = -torch.inf
-            if self.exclude_window:
-                scores.scatter_(1, batch["item_seq"][cold_rows].to(self.device), -torch.inf)
+            scores = mask_(self.popularity.expand(len(cold_rows), -1).clone(),
+                           batch["item_seq"][cold_rows].to(self.device), self.exclude_window)
             for row, ranked in zip(cold_rows, self._top_k(scores, FALLBACK_POPULARITY), strict=True):
                 results[row] = ranked
         return results  # type: ignore[return-value]  # every row was filled above
@@ -209,8 +264,18 @@ class Scorer:
         bucket = torch.ceil(torch.log2(lengths[rows].clamp(min=4).float())).long()
         return [rows[bucket == b] for b in torch.unique(bucket)]
 
+    def _warm_top_k(self, batch: dict[str, torch.Tensor]) -> list[Ranked]:
+        """Model Top-K of one length group: the traced kernel if there is one, else eagerly."""
+        if self._kernel is None:
+            return self._top_k(self.masked_scores(batch))
+        on_device = [batch[name].to(self.device) for name in ("item_seq", "behaviour_seq", "user")]
+        return self._ranked(*self._kernel(*on_device))
+
     def _top_k(self, scores: torch.Tensor, fallback: str | None = None) -> list[Ranked]:
-        values, indices = torch.topk(scores, self.k, dim=1)
+        return self._ranked(*torch.topk(scores, self.k, dim=1), fallback)
+
+    def _ranked(self, values: torch.Tensor, indices: torch.Tensor, fallback: str | None = None
+                ) -> list[Ranked]:
         values, indices = values.cpu().numpy(), indices.cpu().numpy()
         ranked = []
         for idx, val in zip(indices, values, strict=True):

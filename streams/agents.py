@@ -16,7 +16,7 @@ from amsrm_core.retraining.watch import ModelWatcher, serve_current
 from amsrm_core.scoring import Scorer
 from streams.app import app, settings
 from streams.pipeline import Pipeline
-from streams.processing import BatchProcessor, Outputs
+from streams.processing import BatchProcessor, Outputs, ProducerSink
 from streams.settings import StreamSettings
 from streams.tables import windows_table
 from streams.topics import dead_letters_topic, events_topic, recommendations_topic, samples_topic
@@ -53,12 +53,16 @@ def load_model(settings: StreamSettings) -> tuple[Scorer, ModelWatcher | None]:
     return serve_current(ModelRegistry(settings.registry_dir), build, settings.model_poll_s)
 
 
+def sink(topic) -> ProducerSink:
+    """How the agent publishes to ``topic`` (a function so unit tests can capture the sends)."""
+    return ProducerSink(topic)
+
+
 @app.agent(events_topic, name="recommend")
 async def recommend(stream) -> None:
     scorer, watcher = load_model(settings)
-    processor = BatchProcessor(
-        settings, scorer, windows_table,
-        Outputs(recommendations_topic, samples_topic, dead_letters_topic, events_topic))
+    topics = (recommendations_topic, samples_topic, dead_letters_topic, events_topic)
+    processor = BatchProcessor(settings, scorer, windows_table, Outputs(*map(sink, topics)))
     attach(processor)  # metrics hooks and readiness (streams.worker_ops)
     pipeline = Pipeline(settings.pipeline_depth)
     last_report = time.monotonic()

@@ -29,12 +29,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from faust import streams as faust_streams
 from faust.types import EventT
 
 from amsrm_core.scoring import Ranked, Scorer, Window
 from streams.metrics import BatchObserver
-from streams.records import BehaviourEvent, LabelledSample, Recommendation
+from streams.records import BehaviourEvent
 from streams.settings import StreamSettings
 from streams.state import UserWindow
 from streams.validation import Limits, Rejected, parse_event
@@ -48,12 +49,32 @@ WORKER_HEADER = "amsrm-worker"
 
 
 class Sendable(Protocol):
-    async def send(self, *, key: Any = None, value: Any = None, headers: Any = None) -> Any: ...
+    async def send(self, *, key: bytes | None = None, value: bytes | None = None,
+                   headers: Any = None) -> Any: ...
+
+
+class ProducerSink:
+    """Encoded bytes straight to the app's producer: what ``topic.send`` does, minus its per-message cost.
+
+    ``topic.send`` builds a FutureMessage, serializes through the topic's codecs and
+    attaches callbacks for every message; the worker already has the bytes.  ``send``
+    returns as soon as the message is in the producer's buffer (it does not wait for
+    the broker), which is all at-least-once needs: Faust flushes the producer before
+    it commits an offset, and the pipeline releases an event only after this returns.
+    """
+
+    def __init__(self, topic: Any) -> None:
+        self.topic = topic
+        self.name = topic.get_topic_name()
+
+    async def send(self, *, key: bytes | None = None, value: bytes | None = None,
+                   headers: Any = None) -> Any:
+        return await self.topic.app.producer.send(self.name, key, value, None, None, headers)
 
 
 @dataclass
 class Outputs:
-    """Where the processor publishes: Faust topics in a worker, mocks in unit tests."""
+    """Where the processor publishes (encoded bytes): ProducerSinks in a worker, mocks in unit tests."""
 
     recommendations: Sendable
     samples: Sendable
@@ -113,6 +134,7 @@ class BatchProcessor:
         self.counters = Counters()
         self.observer = BatchObserver()  # metrics hooks (streams.worker_ops sets the real one)
         self.worker = f"{socket.gethostname()}:{os.getpid()}".encode()
+        self._worker_headers = [(WORKER_HEADER, self.worker)]
 
     async def process(self, events: Sequence[EventT]) -> None:
         """One micro-batch end to end (the pipeline runs the two halves overlapped)."""
@@ -194,23 +216,24 @@ class BatchProcessor:
         return out
 
     async def _publish(self, s: _Scored, ranked: Ranked) -> None:
+        """Encode once with orjson (the JSON of streams.records) and hand the bytes to the producer."""
         record, key = s.record, s.event.message.key
-        recommendation = Recommendation(
-            user_id=record.user_id, event_id=record.event_id, items=ranked.items, scores=ranked.scores,
-            model_version=self.scorer.version, event_time_ms=record.timestamp, publish_time_ms=now_ms(),
-            fallback=ranked.fallback)
-        await self.outputs.recommendations.send(key=key, value=recommendation,
-                                                headers=[(WORKER_HEADER, self.worker)])
+        recommendation = {
+            "user_id": record.user_id, "event_id": record.event_id, "items": ranked.items,
+            "scores": ranked.scores, "model_version": self.scorer.version, "event_time_ms": record.timestamp,
+            "publish_time_ms": now_ms(), "fallback": ranked.fallback}
+        await self.outputs.recommendations.send(key=key, value=orjson.dumps(recommendation),
+                                                headers=self._worker_headers)
         self.counters.recommendations += 1
-        self.observer.published(record.timestamp, recommendation.publish_time_ms)
+        self.observer.published(record.timestamp, recommendation["publish_time_ms"])
         self.counters.fallbacks += ranked.fallback is not None
         if self.settings.publish_samples and s.before.entries:
-            sample = LabelledSample(
-                user_id=record.user_id, event_id=record.event_id,
-                window=[e.public() for e in s.before.entries], user_fields=s.before.user_fields,
-                next_item_id=record.item_id, next_behaviour=record.behaviour, event_time_ms=record.timestamp,
-                next_item_fields=record.item_fields)
-            await self.outputs.samples.send(key=key, value=sample)
+            sample = {
+                "user_id": record.user_id, "event_id": record.event_id, "window": s.before.public(),
+                "user_fields": s.before.user_fields, "next_item_id": record.item_id,
+                "next_behaviour": record.behaviour, "event_time_ms": record.timestamp,
+                "next_item_fields": record.item_fields}
+            await self.outputs.samples.send(key=key, value=orjson.dumps(sample))
 
     async def dead_letter(self, event: EventT, rejected: Rejected) -> None:
         """The raw bytes and key unchanged; why and where from in the headers."""

@@ -63,5 +63,9 @@ class UserWindow:
         user_fields = event.user_fields if event.user_fields is not None else self.user_fields
         return UserWindow((*self.entries, entry)[-length:], user_fields)
 
+    def public(self) -> list[dict]:
+        """The entries as published in labelled samples."""
+        return [e.public() for e in self.entries]
+
     def scoring_events(self) -> list[tuple[str, str | None]]:
         return [(e.item_id, e.behaviour) for e in self.entries]
