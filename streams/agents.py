@@ -65,6 +65,10 @@ async def recommend(stream) -> None:
     processor = BatchProcessor(settings, scorer, windows_table, Outputs(*map(sink, topics)))
     attach(processor)  # metrics hooks and readiness (streams.worker_ops)
     pipeline = Pipeline(settings.pipeline_depth)
+    # Table writes queue their changelog messages in Faust's producer buffer, and above its
+    # max_messages (100) Faust stops handing events to the agent until it drains: a micro-batch
+    # writes up to batch_max windows at once, so let one batch (and the one in flight) fit.
+    app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 2 * settings.batch_max)
     last_report = time.monotonic()
     if watcher is not None:
         watcher.start()

@@ -93,7 +93,8 @@ class Counters:
     batches: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     prepare_s: float = 0.0  # validating and updating windows (event loop)
-    score_s: float = 0.0  # the scorer (worker thread)
+    score_s: float = 0.0  # inside the scorer (scoring thread)
+    score_wait_s: float = 0.0  # the event loop awaiting the scores (score_s + thread hand-offs)
     publish_s: float = 0.0  # handing outputs to the producer (event loop)
 
 
@@ -163,7 +164,7 @@ class BatchProcessor:
                 await self.dead_letter(s.event, Rejected("scoring_error", "the scorer failed on this window"))
             else:
                 await self._publish(s, r)
-        self.counters.score_s += scored_at - started
+        self.counters.score_wait_s += scored_at - started
         self.counters.publish_s += time.perf_counter() - scored_at
 
     async def _update_windows(self, events: Sequence[EventT]) -> list[_Scored]:
@@ -201,6 +202,13 @@ class BatchProcessor:
         return scored
 
     def _recommend(self, windows: list[Window]) -> list[Ranked | None]:
+        started = time.perf_counter()
+        try:
+            return self._recommend_each_if_needed(windows)
+        finally:
+            self.counters.score_s += time.perf_counter() - started  # one scoring thread at a time
+
+    def _recommend_each_if_needed(self, windows: list[Window]) -> list[Ranked | None]:
         """One batched pass; if it fails, each window alone, so one bad window cannot sink the rest."""
         try:
             return list(self.scorer.recommend(windows))
