@@ -31,6 +31,7 @@ import orjson
 import torch
 
 from amsrm_core.data import load_dataset
+from amsrm_core.results import git_commit
 from amsrm_core.schema import InteractionData
 from producers.events import dataset_events, encode, time_order
 from producers.kafka import make_producer, send_scheduled
@@ -159,6 +160,7 @@ def main() -> None:
         plan = Plan(3000, [250, 1000], 4.0, 1500)
 
     load_before = os.getloadavg()
+    commit = git_commit()  # before the run writes its result file into the tree
     data = load_dataset(args.dataset)
     started = time.perf_counter()
     model = ensure_checkpoint(args.workdir / f"model-{data.name}", data, epochs=args.epochs)
@@ -192,6 +194,7 @@ def main() -> None:
                     "load_avg_before": [round(x, 2) for x in load_before],
                     "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": commit,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
