@@ -6,7 +6,12 @@ Windows are real histories (the latest ``max_len`` events before each leave-one-
 case), scored with one torch thread, as the stream worker does.  The baseline, measured in
 the same run on the same windows, is the plain path: encode, then ``model.full_sort_predict``
 on the whole batch (item representations recomputed, no grouping by length), masking and
-Top-K.  Medians over ``--repeats`` runs; results to docs/results/scoring-bench.json.
+Top-K.  Medians over ``--repeats`` runs.
+
+Then the stream worker's situation: the scorer in a thread next to a thread that keeps the
+GIL busy with Python (as the worker's event loop does), traced (the default) and eager
+(``Scorer(traced=False)``): eager torch operators each release the GIL and wait to get it
+back.  Results to docs/results/scoring-bench.json.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import json
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -66,6 +72,20 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
+def contended_us(scorer: Scorer, windows: list[Window], batch: int, repeats: int) -> float:
+    """µs/event of ``scorer.recommend`` in a thread while this thread runs Python without pause."""
+    stop, result = threading.Event(), {}
+    worker = threading.Thread(target=lambda: (result.setdefault("us", per_event_us(
+        scorer.recommend, windows, batch, repeats)), stop.set()))
+    worker.start()
+    spins = 0
+    while not stop.is_set():  # plain bytecode, like an event loop's callbacks
+        for i in range(1000):
+            spins = (spins + i) % 1_000_003
+    worker.join()
+    return result["us"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=REPO / "runs/stream-bench/model-beauty")
@@ -74,6 +94,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu", help="torch device of the scorer: cpu, cuda, cuda:N")
+    parser.add_argument("--contended-batch", type=int, default=128)
+    parser.add_argument("--contended-windows", type=int, default=512)
     parser.add_argument("--out", type=Path, default=REPO / "docs/results/scoring-bench.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -87,10 +109,18 @@ def main() -> None:
         rows[str(b)] = {"scorer_us_per_event": round(scorer_us, 1), "plain_us_per_event": round(plain_us, 1),
                         "speedup": round(plain_us / scorer_us, 2)}
         print(f"batch {b}: scorer {scorer_us:.1f} µs/event, plain {plain_us:.1f} µs/event", flush=True)
+    eager = Scorer.from_checkpoint(args.checkpoint, device=args.device, traced=False)
+    few, b = windows[:args.contended_windows], args.contended_batch
+    contended = {"batch": b, "windows": len(few),
+                 "traced_us_per_event": round(contended_us(scorer, few, b, args.repeats), 1),
+                 "eager_us_per_event": round(contended_us(eager, few, b, args.repeats), 1),
+                 "traced_alone_us_per_event": round(per_event_us(scorer.recommend, few, b, args.repeats), 1),
+                 "eager_alone_us_per_event": round(per_event_us(eager.recommend, few, b, args.repeats), 1)}
+    print(f"next to a busy Python thread, batch {b}: {contended}", flush=True)
     result = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
               "load_average": os.getloadavg(), "checkpoint": str(args.checkpoint), "dataset": args.dataset,
               "windows": len(windows), "repeats": args.repeats, "torch_threads": 1, "batches": rows,
-              "device": args.device, "device_name": device_name(scorer.device)}
+              "device": args.device, "device_name": device_name(scorer.device), "contended": contended}
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True))
     print(f"wrote {args.out}")
 
