@@ -208,6 +208,9 @@ class Scorer:
 
     def encode(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
         """The left-padded batch of ``case_windows``/``WindowTensors.batch`` for raw windows."""
+        return {name: torch.from_numpy(array) for name, array in self._encode_arrays(windows).items()}
+
+    def _encode_arrays(self, windows: Sequence[Window]) -> dict[str, np.ndarray]:
         width = max(1, min(self.max_len, max((len(w.events) for w in windows), default=1)))
         item_seq = np.full((len(windows), width), PAD, dtype=np.int64)
         behaviour_seq = np.full((len(windows), width), PAD, dtype=np.int64)
@@ -220,8 +223,7 @@ class Scorer:
                 behaviour_seq[row, col] = PAD if behaviour is None else behaviour_lookup(behaviour)
         users = np.fromiter((self.user_vocab.lookup(w.user_id) for w in windows), dtype=np.int64,
                             count=len(windows))
-        return {"item_seq": torch.from_numpy(item_seq), "behaviour_seq": torch.from_numpy(behaviour_seq),
-                "user": torch.from_numpy(users)}
+        return {"item_seq": item_seq, "behaviour_seq": behaviour_seq, "user": users}
 
     @torch.inference_mode()
     def masked_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -232,28 +234,36 @@ class Scorer:
 
     @torch.inference_mode()
     def recommend(self, windows: Sequence[Window]) -> list[Ranked]:
-        """Top-K per window: one forward pass for the windows with history, popularity for the rest."""
+        """Top-K per window: one forward pass per length group for the windows with history,
+        popularity for the rest.
+
+        The bookkeeping (which rows are warm, their lengths, the groups) is done in numpy,
+        which keeps the GIL: every torch call releases it, and in a thread beside a busy
+        event loop each one waits to get it back.
+        """
         if not windows:
             return []
-        batch = self.encode(windows)
-        warm = (batch["item_seq"] > UNKNOWN).any(dim=1)  # (B,) at least one known item
+        arrays = self._encode_arrays(windows)
+        item_seq = arrays["item_seq"]
+        warm = (item_seq > UNKNOWN).any(axis=1)  # (B,) at least one known item
         results: list[Ranked | None] = [None] * len(windows)
-        lengths = (batch["item_seq"] != PAD).sum(dim=1)
-        for rows in self._length_buckets(torch.nonzero(warm).flatten(), lengths):
+        lengths = (item_seq != PAD).sum(axis=1)
+        for rows in self._length_buckets(np.flatnonzero(warm), lengths):
             width = int(lengths[rows].max())
-            sub = {k: (v[rows][:, -width:] if v.dim() == 2 else v[rows]) for k, v in batch.items()}
+            sub = {k: torch.from_numpy(np.ascontiguousarray(v[rows][:, -width:] if v.ndim == 2 else v[rows]))
+                   for k, v in arrays.items()}
             for row, ranked in zip(rows.tolist(), self._warm_top_k(sub), strict=True):
                 results[row] = ranked
-        cold_rows = torch.nonzero(~warm).flatten().tolist()
+        cold_rows = np.flatnonzero(~warm).tolist()
         if cold_rows:
             scores = mask_(self.popularity.expand(len(cold_rows), -1).clone(),
-                           batch["item_seq"][cold_rows].to(self.device), self.exclude_window)
+                           torch.from_numpy(item_seq[cold_rows]).to(self.device), self.exclude_window)
             for row, ranked in zip(cold_rows, self._top_k(scores, FALLBACK_POPULARITY), strict=True):
                 results[row] = ranked
         return results  # type: ignore[return-value]  # every row was filled above
 
     @staticmethod
-    def _length_buckets(rows: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    def _length_buckets(rows: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
         """Rows grouped by window length (up to 4, 8, 16, …): short windows skip most of the padding.
 
         Each group is trimmed to its own longest window, as ``WindowTensors.batch`` trims a
@@ -261,14 +271,15 @@ class Scorer:
         """
         if not len(rows):
             return []
-        bucket = torch.ceil(torch.log2(lengths[rows].clamp(min=4).float())).long()
-        return [rows[bucket == b] for b in torch.unique(bucket)]
+        bucket = np.ceil(np.log2(np.maximum(lengths[rows], 4))).astype(np.int64)
+        return [rows[bucket == b] for b in np.unique(bucket)]
 
     def _warm_top_k(self, batch: dict[str, torch.Tensor]) -> list[Ranked]:
         """Model Top-K of one length group: the traced kernel if there is one, else eagerly."""
         if self._kernel is None:
             return self._top_k(self.masked_scores(batch))
-        on_device = [batch[name].to(self.device) for name in ("item_seq", "behaviour_seq", "user")]
+        on_device = [batch[name] if self.device.type == "cpu" else batch[name].to(self.device)
+                     for name in ("item_seq", "behaviour_seq", "user")]
         return self._ranked(*self._kernel(*on_device))
 
     def _top_k(self, scores: torch.Tensor, fallback: str | None = None) -> list[Ranked]:
@@ -276,7 +287,7 @@ class Scorer:
 
     def _ranked(self, values: torch.Tensor, indices: torch.Tensor, fallback: str | None = None
                 ) -> list[Ranked]:
-        values, indices = values.cpu().numpy(), indices.cpu().numpy()
+        values, indices = values.numpy(force=True), indices.numpy(force=True)
         ranked = []
         for idx, val in zip(indices, values, strict=True):
             keep = np.isfinite(val)  # fewer than K items left after masking: return what is left
