@@ -58,7 +58,7 @@ def one_run(dataset: str, seed: int, args: argparse.Namespace) -> dict:
     config = TrainConfig(epochs=args.epochs, patience=args.patience, seed=seed, threads=threads, lr=args.lr,
                          batch_size=args.batch_size, precision=args.precision,
                          time_budget_s=args.time_budget_s, bucket_by_length=args.bucket_by_length,
-                         progress=False)
+                         eval_batch_size=args.eval_batch_size, progress=False)
     result = train(model, split, config, on_epoch=probe)
     epoch_times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(
         [{"elapsed_s": 0.0}, *result.history], result.history, strict=False)]
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--time-budget-s", type=float, default=0.0, help="cap each run's training time")
+    parser.add_argument("--eval-batch-size", type=int, default=512, help="cases per validation batch")
     parser.add_argument("--bucket-by-length", action="store_true", help="batches of similar window lengths")
     parser.add_argument("--set", action="append", default=[], help="AMSRM config override key=value")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/results/train-bench.json")
@@ -102,6 +103,7 @@ def main() -> None:
                    "--patience", str(args.patience), "--lr", str(args.lr),
                    "--batch-size", str(args.batch_size), "--precision", args.precision,
                    "--time-budget-s", str(args.time_budget_s), *[a for s in args.set for a in ("--set", s)],
+                   "--eval-batch-size", str(args.eval_batch_size),
                    *(["--bucket-by-length"] if args.bucket_by_length else [])]
     summary = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
                "command": " ".join(["python bench/train_bench.py", *sys.argv[1:]]),
