@@ -1,5 +1,7 @@
 """Training on the synthetic set: the side-information model must beat popularity and id-only."""
 
+import time
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from amsrm_core.batching import training_windows
 from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic
 from amsrm_core.runner import run_seed
 from amsrm_core.splits import leave_one_out
+from amsrm_core.training import trainer
 from amsrm_core.training.trainer import TrainConfig, epoch_batches
 
 ID_ONLY = {"use_item_fields": False, "use_behaviour": False, "use_user_fields": False}
@@ -64,3 +67,23 @@ def test_length_buckets_cover_every_window_once_with_less_padding(small_syntheti
                    TrainConfig(epochs=2, patience=5, bucket_by_length=True, progress=False), 0)
     losses = [h["loss"] for h in run.train.history]
     assert len(losses) == 2 and losses[-1] < losses[0]
+
+
+def test_cpu_budget_clock_ignores_time_the_process_spends_waiting(small_synthetic, monkeypatch):
+    """A run paused (or starved by other work) must not lose its CPU-time budget; a wall budget does."""
+    split = leave_one_out(small_synthetic)
+    real_evaluate = trainer.evaluate
+
+    def slow_evaluate(*args, **kwargs):  # each epoch also waits 1.5 s without using the CPU
+        time.sleep(1.5)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", slow_evaluate)
+    epochs = {}
+    for clock in ("wall", "cpu"):
+        config = TrainConfig(epochs=2, patience=10, progress=False, threads=1, time_budget_s=1.2,
+                             budget_clock=clock)
+        epochs[clock] = run_seed("amsrm", split, {"max_len": 10}, config, 0).train.epochs_run
+    assert epochs == {"wall": 1, "cpu": 2}
+    with pytest.raises(ValueError, match="budget_clock"):
+        run_seed("amsrm", split, {"max_len": 10}, TrainConfig(epochs=1, budget_clock="gpu", progress=False), 0)

@@ -58,10 +58,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--precision", default=defaults.precision, choices=["fp32", "bf16"])
     parser.add_argument("--time-budget-s", type=float, default=defaults.time_budget_s,
-                        help="per run: stop training after this much wall time (0 = no limit)")
+                        help="per run: stop training after this much time (0 = no limit)")
+    parser.add_argument("--budget-clock", default=defaults.budget_clock, choices=["wall", "cpu"],
+                        help="what --time-budget-s counts: wall time, or the run's CPU time (fair on a "
+                        "shared machine)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--patience", type=int, default=defaults.patience)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr,
+                        help="learning rate of every run (compare --tune picks its own from the grid)")
+    parser.add_argument("--bucket-by-length", action="store_true",
+                        help="batch training windows of similar length together (faster on short histories)")
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--runs-dir", type=Path, default=_DEFAULTS.runs_dir, help="finished runs (resume)")
     parser.add_argument("--out-dir", type=Path, default=_DEFAULTS.out_dir,
@@ -96,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def options_from(args: argparse.Namespace) -> Options:
-    train = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
+    train = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                        bucket_by_length=args.bucket_by_length, budget_clock=args.budget_clock,
                         threads=args.threads, precision=args.precision, time_budget_s=args.time_budget_s,
                         device=args.device, progress=not args.no_progress)
     return Options(datasets=args.datasets, seeds=args.seeds, train=train, model_set=args.model_set,

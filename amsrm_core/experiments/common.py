@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 _NOT_IN_KEY = ("seed", "progress", "threads", "device", "eval_batch_size")
 # fields added after runs were stored, with the value that behaves as before: in the key only when
 # set to something else, so the stored runs keep their keys
-_IN_KEY_UNLESS = {"bucket_by_length": False}
+_IN_KEY_UNLESS = {"bucket_by_length": False, "budget_clock": "wall"}
 
 
 @dataclass
