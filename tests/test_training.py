@@ -86,4 +86,5 @@ def test_cpu_budget_clock_ignores_time_the_process_spends_waiting(small_syntheti
         epochs[clock] = run_seed("amsrm", split, {"max_len": 10}, config, 0).train.epochs_run
     assert epochs == {"wall": 1, "cpu": 2}
     with pytest.raises(ValueError, match="budget_clock"):
-        run_seed("amsrm", split, {"max_len": 10}, TrainConfig(epochs=1, budget_clock="gpu", progress=False), 0)
+        run_seed("amsrm", split, {"max_len": 10},
+                 TrainConfig(epochs=1, budget_clock="gpu", progress=False), 0)
