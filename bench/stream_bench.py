@@ -1,12 +1,13 @@
 """Streaming benchmark: one worker on the embedded broker, scoring agent vs a no-op passthrough agent.
 
-For each agent (same broker, same batching settings, fresh topics):
-1. throughput: preload N events, start the worker, measure the steady output rate
-   (middle 80 % of the outputs) while it drains the backlog;
-2. latency: offer events at each rate for a fixed time and measure event → output
-   latency at a consumer (receive time − event timestamp, one clock).
-Then the scoring agent once more with the embedded broker's recovery work-around
-(producer_max_batch_size=1), throughput only, to show what that setting costs.
+For each agent (same broker, same batching settings, fresh topics and a fresh worker per run):
+1. throughput, ``--throughput-runs`` times (median reported): preload N events, start the
+   worker, measure the steady output rate (middle 80 % of the outputs) while it drains them;
+2. latency, on the last run's worker: offer events at each rate for a fixed time and
+   measure event → output latency at a consumer (receive time − event timestamp, one clock).
+Then throughput only: both agents with Faust's own message hand-off (``eager_dispatch=false``,
+the baseline of streams.dispatch), and the scoring agent with the embedded broker's recovery
+work-around (producer_max_batch_size=1), to show what that setting costs.
 
     python bench/stream_bench.py                                    # Amazon Beauty, the documented run
     python bench/stream_bench.py --dataset synthetic --quick        # a one-minute smoke run
@@ -23,6 +24,7 @@ import json
 import logging
 import os
 import platform
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -48,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 MEASURED_SETTINGS = ("partitions", "output_partitions", "store_url", "table_standby_replicas", "top_k",
                      "exclude_window", "device", "torch_threads", "batch_max", "batch_latency_ms",
                      "pipeline_depth", "publish_samples", "producer_max_batch_size", "producer_linger_ms",
+                     "eager_dispatch",
                      "consumer_fetch_max_wait_ms", "session_timeout_s", "commit_interval_s")
 log = logging.getLogger("stream_bench")
 
@@ -55,22 +58,31 @@ log = logging.getLogger("stream_bench")
 @dataclasses.dataclass
 class Plan:
     throughput_events: int
+    throughput_runs: int
     rates: list[float]
     seconds_per_rate: float
     recovery_safe_events: int
 
 
 class EventSource:
-    """Hands out consecutive, never-repeated slices of the data set's events in time order."""
+    """Hands out consecutive slices of the data set's events in time order.
+
+    Past the end it starts over (a user buying again), with event ids made unique per pass.
+    """
 
     def __init__(self, data: InteractionData) -> None:
-        self.data, self.order, self.next = data, time_order(data), 0
+        self.data, self.order, self.next, self.passes = data, time_order(data), 0, 0
 
     def take(self, n: int) -> list[dict]:
-        if self.next + n > len(self.order):
-            raise ValueError(f"the data set has too few events for this plan ({self.next + n} needed)")
-        events = list(dataset_events(self.data, order=self.order[self.next:self.next + n]))
-        self.next += n
+        events: list[dict] = []
+        while len(events) < n:
+            chunk = self.order[self.next:self.next + n - len(events)]
+            suffix = f"~{self.passes}" if self.passes else ""
+            events.extend({**e, "event_id": e["event_id"] + suffix}
+                          for e in dataset_events(self.data, order=chunk))
+            self.next += len(chunk)
+            if self.next == len(self.order):
+                self.next, self.passes = 0, self.passes + 1
         return events
 
 
@@ -113,9 +125,14 @@ async def offered_rate(settings: StreamSettings, events: list[dict], rate: float
         if orjson.loads(record.value)["event_id"] in ids:
             measurement.add(record)
 
+    # read only what is published from now on: replaying the earlier phases' outputs first would
+    # hold up the consumer and add that catch-up to the first seconds' latencies
+    positioned = asyncio.Event()
     watcher = asyncio.create_task(read_until(
         settings, [settings.recommendations_topic], lambda _: measurement.received >= len(events),
-        timeout_s=len(events) / rate + drain_s, on_message=on_message))
+        timeout_s=len(events) / rate + drain_s, on_message=on_message, from_beginning=False,
+        on_ready=positioned.set))
+    await asyncio.wait_for(positioned.wait(), timeout=30)
     sent = await send_scheduled(settings, events, rate_schedule(len(events), rate), progress=False)
     await watcher
     return {"offered_per_s": rate, "sent_per_s": round(sent.events_per_s, 1), "events": len(events),
@@ -123,21 +140,24 @@ async def offered_rate(settings: StreamSettings, events: list[dict], rate: float
             "latency_ms": measurement.percentiles(skip=0.1)}
 
 
-def run_agent(agent: str, base: StreamSettings, broker: EmbeddedBroker, source: EventSource, backlog: int,
-              rates: list[float], seconds_per_rate: float, workdir: Path, model: Path,
-              recovery_safe: bool = False) -> dict:
-    """Throughput on a preloaded backlog, then latency at each offered rate, on one fresh worker."""
-    settings = embedded_settings(settings_for(base, agent, workdir, model), broker, recovery_safe)
-    asyncio.run(create_topics(settings))
-    asyncio.run(preload(settings, source.take(backlog)))
-    with LocalStack(settings, workdir, broker=broker, recovery_safe=recovery_safe) as stack:
-        throughput = asyncio.run(drain(stack.settings, backlog))
-        log.info("%s throughput: %s", agent, throughput)
-        latencies = {}
-        for rate in rates:
-            events = source.take(int(rate * seconds_per_rate))
-            latencies[str(int(rate))] = asyncio.run(offered_rate(stack.settings, events, rate, drain_s=60))
-            log.info("%s at %s ev/s: %s", agent, rate, latencies[str(int(rate))])
+def run_agent(agent: str, base: StreamSettings, broker: EmbeddedBroker, source: EventSource, plan: Plan,
+              workdir: Path, model: Path, latency: bool = True, recovery_safe: bool = False) -> dict:
+    """Throughput on a preloaded backlog (fresh topics and worker per run), then latency at each rate."""
+    runs, latencies = [], {}
+    for run in range(plan.throughput_runs):
+        settings = embedded_settings(settings_for(base, agent, workdir, model), broker, recovery_safe)
+        asyncio.run(create_topics(settings))
+        asyncio.run(preload(settings, source.take(plan.throughput_events)))
+        with LocalStack(settings, workdir, broker=broker, recovery_safe=recovery_safe) as stack:
+            runs.append(asyncio.run(drain(stack.settings, plan.throughput_events)))
+            log.info("%s throughput, run %d: %s", agent, run + 1, runs[-1])
+            if latency and run == plan.throughput_runs - 1:
+                for rate in plan.rates:
+                    events = source.take(int(rate * plan.seconds_per_rate))
+                    result = asyncio.run(offered_rate(stack.settings, events, rate, drain_s=60))
+                    latencies[str(int(rate))] = result
+                    log.info("%s at %s ev/s: %s", agent, rate, result)
+    throughput = {"events_per_s": statistics.median(r["events_per_s"] for r in runs), "runs": runs}
     return {"throughput": throughput, "latency": latencies}
 
 
@@ -151,13 +171,16 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[250, 1000, 2500])
     parser.add_argument("--seconds-per-rate", type=float, default=10.0)
     parser.add_argument("--throughput-events", type=int, default=20000)
+    parser.add_argument("--throughput-runs", type=int, default=3,
+                        help="fresh worker per run; the median is reported")
     parser.add_argument("--quick", action="store_true", help="small plan for a smoke run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)
-    plan = Plan(args.throughput_events, args.rates, args.seconds_per_rate, args.throughput_events // 2)
+    plan = Plan(args.throughput_events, args.throughput_runs, args.rates, args.seconds_per_rate,
+                args.throughput_events // 2)
     if args.quick:
-        plan = Plan(3000, [250, 1000], 4.0, 1500)
+        plan = Plan(3000, 1, [250, 1000], 4.0, 1500)
 
     load_before = os.getloadavg()
     commit = git_commit()  # before the run writes its result file into the tree
@@ -168,11 +191,14 @@ def main() -> None:
     base = StreamSettings.load({})  # production-like batching; only the broker work-arounds are added
     source = EventSource(data)
     with EmbeddedBroker(log_path=args.workdir / "broker.log") as broker:
-        runs = {agent: run_agent(agent, base, broker, source, plan.throughput_events, plan.rates,
-                                 plan.seconds_per_rate, args.workdir, model)
+        runs = {agent: run_agent(agent, base, broker, source, plan, args.workdir, model)
                 for agent in ("passthrough", "recommend")}
-        safe = run_agent("recommend", base, broker, source, plan.recovery_safe_events, [], 0, args.workdir,
-                         model, recovery_safe=True)["throughput"]
+        faust_handoff = {agent: run_agent(agent, base.replace(eager_dispatch=False), broker, source, plan,
+                                          args.workdir, model, latency=False)["throughput"]
+                         for agent in ("passthrough", "recommend")}
+        safe_plan = dataclasses.replace(plan, throughput_events=plan.recovery_safe_events, throughput_runs=1)
+        safe = run_agent("recommend", base, broker, source, safe_plan, args.workdir, model, latency=False,
+                         recovery_safe=True)["throughput"]
         effective = embedded_settings(settings_for(base, "recommend", args.workdir, model), broker)
     passthrough, recommend = runs["passthrough"], runs["recommend"]
     rec_eps = recommend["throughput"]["events_per_s"]
@@ -184,7 +210,9 @@ def main() -> None:
         "latency_ms": {rate: r["latency_ms"] for rate, r in recommend["latency"].items()},
         "passthrough_latency_ms": {rate: r["latency_ms"] for rate, r in passthrough["latency"].items()},
         "recovery_safe_events_per_s": safe["events_per_s"],
+        "faust_handoff_events_per_s": {agent: r["events_per_s"] for agent, r in faust_handoff.items()},
         "recommend": recommend, "passthrough": passthrough, "recovery_safe": safe,
+        "faust_handoff": faust_handoff,
         "settings": {k: v for k, v in dataclasses.asdict(effective).items() if k in MEASURED_SETTINGS},
         "plan": dataclasses.asdict(plan),
         "data": {"dataset": data.name, "items": data.n_items, "users": data.n_users, "events": data.n_events},
@@ -199,7 +227,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     headline = ("events_per_s", "passthrough_events_per_s", "ratio_to_passthrough", "latency_ms",
-                "recovery_safe_events_per_s")
+                "passthrough_latency_ms", "faust_handoff_events_per_s", "recovery_safe_events_per_s")
     print(json.dumps({k: result[k] for k in headline}, indent=2))
     print(f"wrote {args.out}")
 

@@ -69,6 +69,8 @@ class StreamSettings:
     session_timeout_s: float = setting(6.0, "consumer group session timeout (joins wait ~half on Tansu)")
     heartbeat_interval_s: float = setting(1.0, "consumer group heartbeat interval")
     commit_interval_s: float = setting(1.0, "how often processed offsets are committed")
+    eager_dispatch: bool = setting(True, "hand fetched messages to the agent without a task per message "
+                                   "(streams.dispatch); false = Faust's own hand-off")
     log_level: str = setting("info", "log level of the workers the demo, benchmark and tests start")
     # --- operations: metrics and health endpoint, logs (docs/DEPLOY.md)
     ops_port: int = setting(9400, "port of the HTTP server for metrics and health probes of every "

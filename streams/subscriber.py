@@ -36,13 +36,24 @@ Done = Callable[[list[ConsumerRecord]], bool]
 
 async def read_until(settings: StreamSettings, topics: list[str], done: Done, timeout_s: float,
                      from_beginning: bool = True,
-                     on_message: Callable[[ConsumerRecord], None] | None = None) -> list[ConsumerRecord]:
-    """Every message of ``topics`` until ``done(messages)`` or the timeout (then returns what it has)."""
+                     on_message: Callable[[ConsumerRecord], None] | None = None,
+                     on_ready: Callable[[], None] | None = None) -> list[ConsumerRecord]:
+    """Every message of ``topics`` until ``done(messages)`` or the timeout (then returns what it has).
+
+    ``on_ready`` is called once every partition has its starting position: with
+    ``from_beginning=False``, what is published after that call is read, and nothing older.
+    """
     consumer = make_consumer(settings, *topics, from_beginning=from_beginning)
     await consumer.start()
     messages: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout_s
     try:
+        if on_ready is not None:
+            while not consumer.assignment() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            for tp in consumer.assignment():
+                await consumer.position(tp)
+            on_ready()
         while not done(messages) and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=100)
             for records in batches.values():

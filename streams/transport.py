@@ -40,6 +40,10 @@ class FetchTunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class Consumer(faust_aiokafka.Consumer):
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        from streams.app import settings  # see FetchTunedConsumerThread
+
+        if not settings.eager_dispatch:
+            return await super().wait_first(*coros, timeout=timeout)
         stopped = self._stopped.is_set() or self._crashed.is_set()
         return await wait_first_eager(super().wait_first, stopped, *coros, timeout=timeout)
 

@@ -322,3 +322,29 @@ def test_demo_runs_end_to_end(tmp_path):
     summary = run_demo(DemoOptions(events=300, rate=400, epochs=1, workdir=tmp_path), StreamSettings.load({}))
     assert summary["recommendations"] == 300 and summary["dead_letters"] == 0
     assert summary["latency_ms"]["p50"] > 0
+
+
+def test_a_reader_started_at_the_end_gets_what_follows_its_ready_call_and_nothing_older(broker, tmp_path,
+                                                                                     checkpoint):
+    """What the benchmark's latency phases rely on: they must not first replay earlier phases' outputs.
+
+    The embedded broker reports a partition's end as its last *batch's* first offset + 1 (BROKER.md),
+    so such a reader may see part of the newest batch written before it was ready, never older ones.
+    """
+    settings = new_settings(broker, tmp_path, checkpoint)
+    older, last_batch = [[(b"u", orjson.dumps({"n": i})) for i in range(j, j + 10)] for j in (0, 10)]
+    new = [(b"u", orjson.dumps({"n": i})) for i in range(20, 25)]
+    produce(settings, older)
+    produce(settings, last_batch)
+
+    async def scenario() -> list:
+        ready = asyncio.Event()
+        seen = lambda messages: {orjson.loads(m.value)["n"] for m in messages} >= set(range(20, 25))  # noqa: E731
+        reader = asyncio.create_task(read_until(settings, [settings.events_topic], seen, TIMEOUT_S,
+                                                from_beginning=False, on_ready=ready.set))
+        await asyncio.wait_for(ready.wait(), TIMEOUT_S)
+        await asyncio.to_thread(produce, settings, new)
+        return await reader
+
+    got = {orjson.loads(m.value)["n"] for m in asyncio.run(scenario())}
+    assert got >= set(range(20, 25)) and not got & set(range(10))
