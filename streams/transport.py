@@ -39,10 +39,14 @@ class FetchTunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class Consumer(faust_aiokafka.Consumer):
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
-        from streams.app import settings  # see FetchTunedConsumerThread
+    _eager_dispatch: bool | None = None  # the setting, read at the first call (per message after that)
 
-        if not settings.eager_dispatch:
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        if self._eager_dispatch is None:
+            from streams.app import settings  # see FetchTunedConsumerThread
+
+            self._eager_dispatch = settings.eager_dispatch
+        if not self._eager_dispatch:
             return await super().wait_first(*coros, timeout=timeout)
         stopped = self._stopped.is_set() or self._crashed.is_set()
         return await wait_first_eager(super().wait_first, stopped, *coros, timeout=timeout)
