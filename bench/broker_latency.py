@@ -1,6 +1,6 @@
 """The embedded broker's own latency floor: one aiokafka hop (produce → consume), no Faust.
 
-Events offered at a fixed rate by one producer (acks=all, linger 0, keyed over 16
+Events offered at a fixed rate by the project's producer (acks=all, linger 0, keyed over 16
 partitions) and read by one consumer in the same process; latency = receive time − the
 send time stamped in the value.  Run for each consumer fetch wait: the embedded broker
 (Tansu) holds a fetch for much of its wait even when data is there, so this setting
@@ -26,60 +26,49 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from amsrm_core.results import git_commit
+from producers.kafka import send_scheduled
+from producers.pacing import rate_schedule
+from streams.admin import TopicSpec, create_topics
 from streams.broker import EmbeddedBroker
-from streams.measure import PERCENTILES
+from streams.measure import Measurement
+from streams.settings import StreamSettings
+from streams.subscriber import make_consumer
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 16
 
 
-async def one_hop(bootstrap: str, rate: float, seconds: float, fetch_wait_ms: int) -> dict[str, float]:
-    """p50/p95/p99 (ms) of produce → consume at ``rate`` events/s; the first 10 % skipped as warm-up."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float,
+                  fetch_wait_ms: int) -> dict[str, float]:
+    """p50/p95/p99 (ms) of produce → consume at ``rate`` events/s; the first 10 % skipped as warm-up.
 
+    The producer is the project's own send loop (``send_scheduled``: it stamps each event's
+    send time), the consumer the subscriber's; only the topic and the fetch wait are set here.
+    """
     topic = f"latency-{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic,
-                                fetch_max_wait_ms=fetch_wait_ms, auto_offset_reset="earliest",
-                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
-    await producer.start()
+    settings = StreamSettings.load({}).replace(broker_url=broker.url, events_topic=topic,
+                                               consumer_fetch_max_wait_ms=fetch_wait_ms)
+    await create_topics(settings, [TopicSpec(topic, PARTITIONS)])
+    consumer = make_consumer(settings, topic, from_beginning=True, group_id=topic)
     await consumer.start()
-    n, latencies = int(rate * seconds), []
+    n, measurement = int(rate * seconds), Measurement()
     try:
         await asyncio.sleep(4)  # the embedded broker's group join (BROKER.md)
 
         async def receive() -> None:
-            while len(latencies) < n:
-                batch = await consumer.getmany(timeout_ms=100)
-                now_ms = time.time_ns() / 1e6
-                latencies.extend(now_ms - float(r.value) for records in batch.values() for r in records)
+            while measurement.received < n:
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    for record in records:
+                        measurement.add(record)
 
         receiver = asyncio.create_task(receive())
-        started, pending = time.monotonic(), []
-        for i in range(n):  # the same send loop as producers.kafka.send_scheduled
-            delay = started + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.gather(*pending)
-                pending.clear()
-                await asyncio.sleep(delay)
-            value = str(time.time_ns() / 1e6).encode()
-            pending.append(await producer.send(topic, value, key=str(i % 500).encode()))
+        events = ({"event_id": str(i), "user_id": f"u{i % 500}"} for i in range(n))
+        await send_scheduled(settings, events, rate_schedule(n, rate), progress=False)
         await asyncio.wait_for(receiver, timeout=30)
     finally:
-        await producer.stop()
         await consumer.stop()
-    kept = np.asarray(latencies[n // 10:])
-    return {f"p{p}": round(float(np.percentile(kept, p)), 1) for p in PERCENTILES}
+    return measurement.percentiles(skip=0.1)
 
 
 def main() -> None:
@@ -95,7 +84,7 @@ def main() -> None:
     results = {}
     with EmbeddedBroker() as broker:
         for wait in args.fetch_wait_ms:
-            runs = [asyncio.run(one_hop(broker.bootstrap, args.rate, args.seconds, wait))
+            runs = [asyncio.run(one_hop(broker, args.rate, args.seconds, wait))
                     for _ in range(args.repeats)]
             results[str(wait)] = {"median": {k: statistics.median(r[k] for r in runs) for k in runs[0]},
                                   "runs": runs}
