@@ -3,9 +3,9 @@
 Faust's consumer delivers each fetched message with
 ``wait_first(deliver(message), suspend_flow.wait())``: four tasks, an
 ``asyncio.wait`` and three cancellations per message, and at least one full turn
-of the event loop before the next message can go.  On a busy worker a turn is
-about a millisecond, so a fetch of 20 events spent ~20 ms in this hand-off before
-the agent saw the last of them (measured: docs/BENCHMARKS.md, "Streaming").
+of the event loop before the next message can go, so on a busy worker the last
+messages of a fetch wait behind every other task that is ready.  (Throughput with
+and without it: docs/BENCHMARKS.md, "Streaming".)
 Delivery almost never has to wait (it decodes and puts into a queue with room),
 so ``wait_first_eager`` runs the first step of the first coroutine at once and, if
 it finishes there, returns without any task.  Only when it has to wait does it fall
