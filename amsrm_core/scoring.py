@@ -125,8 +125,11 @@ class Scorer:
 
     def __init__(self, checkpoint: LoadedCheckpoint, k: int = 10, exclude_window: bool = True,
                  device: str | torch.device = "cpu", popularity: np.ndarray | None = None,
-                 traced: bool = True) -> None:
+                 traced: bool = True, group_by_length: bool | None = None) -> None:
         self.device = torch.device(device)
+        # on a CPU the padding costs arithmetic; on an accelerator it is nearly free and every group
+        # costs a launch sequence and a host sync (docs/BENCHMARKS.md, "Scoring on a GPU")
+        self.group_by_length = self.device.type == "cpu" if group_by_length is None else group_by_length
         self.model = checkpoint.model.to(self.device).eval()
         self.max_len: int = self.model.config.max_len
         self.exclude_window = exclude_window
@@ -248,7 +251,9 @@ class Scorer:
         warm = (item_seq > UNKNOWN).any(axis=1)  # (B,) at least one known item
         results: list[Ranked | None] = [None] * len(windows)
         lengths = (item_seq != PAD).sum(axis=1)
-        for rows in self._length_buckets(np.flatnonzero(warm), lengths):
+        warm_rows = np.flatnonzero(warm)
+        one_group = [warm_rows] if len(warm_rows) else []
+        for rows in self._length_buckets(warm_rows, lengths) if self.group_by_length else one_group:
             width = int(lengths[rows].max())
             sub = {k: torch.from_numpy(np.ascontiguousarray(v[rows][:, -width:] if v.ndim == 2 else v[rows]))
                    for k, v in arrays.items()}

@@ -3,11 +3,19 @@
 For each agent (same broker, same batching settings, fresh topics and a fresh worker per run):
 1. throughput, ``--throughput-runs`` times (median reported): preload N events, start the
    worker, measure the steady output rate (middle 80 % of the outputs) while it drains them;
-2. latency, on the last run's worker: offer events at each rate for a fixed time and
-   measure event → output latency at a consumer (receive time − event timestamp, one clock).
-Then throughput only: both agents with Faust's own message hand-off (``eager_dispatch=false``,
-the baseline of streams.dispatch), and the scoring agent with the embedded broker's recovery
-work-around (producer_max_batch_size=1), to show what that setting costs.
+2. latency: for each rate, fresh topics and a fresh worker; a short warm-up at the rate, then
+   events offered for a fixed time, event → output latency measured at a consumer (receive
+   time − event timestamp, one clock); and one phase on the last throughput worker, whose
+   topics hold the backlog, to show how the embedded broker slows down as partitions fill.
+Then the in-run baselines, throughput only: both agents with Faust's own message hand-off
+(``eager_dispatch=false``, the baseline of streams.dispatch), the scoring agent scoring in a
+thread instead of its child process (``scoring_process=false``, the baseline of
+streams.scoring_process), and with the embedded broker's recovery work-around
+(producer_max_batch_size=1), to show what that setting costs.
+
+On a machine with more cores, ``--worker-cpus 0 1`` pins each worker (and its scoring process)
+to two cores; run the script itself with ``taskset -c 2-15`` so the broker and the load
+generator use the others.  ``--devices cpu cuda`` measures the scoring agent on each device.
 
     python bench/stream_bench.py                                    # Amazon Beauty, the documented run
     python bench/stream_bench.py --dataset synthetic --quick        # a one-minute smoke run
@@ -62,6 +70,9 @@ class Plan:
     rates: list[float]
     seconds_per_rate: float
     recovery_safe_events: int
+    warmup_s: float = 2.0
+    backlog_rate: float = 1000.0
+    worker_cpus: list[int] | None = None  # pin each worker (and its scoring process) to these cores
 
 
 class EventSource:
@@ -140,25 +151,62 @@ async def offered_rate(settings: StreamSettings, events: list[dict], rate: float
             "latency_ms": measurement.percentiles(skip=0.1)}
 
 
+def pinned(plan: Plan) -> set[int] | None:
+    return set(plan.worker_cpus) if plan.worker_cpus else None
+
+
+def latency_phase(settings: StreamSettings, source: EventSource, rate: float, plan: Plan) -> dict:
+    """A warm-up at ``rate`` (not measured), then the measured phase, on an already running worker."""
+    asyncio.run(offered_rate(settings, source.take(int(rate * plan.warmup_s)), rate, drain_s=60))
+    events = source.take(int(rate * plan.seconds_per_rate))
+    return asyncio.run(offered_rate(settings, events, rate, drain_s=60))
+
+
 def run_agent(agent: str, base: StreamSettings, broker: EmbeddedBroker, source: EventSource, plan: Plan,
               workdir: Path, model: Path, latency: bool = True, recovery_safe: bool = False) -> dict:
-    """Throughput on a preloaded backlog (fresh topics and worker per run), then latency at each rate."""
-    runs, latencies = [], {}
+    """Throughput on a preloaded backlog (fresh topics and worker per run), then latency at each rate.
+
+    Each latency rate gets fresh topics and a fresh worker too: the embedded broker's fetches slow
+    down as a partition fills with record batches (docs/BENCHMARKS.md), so topics already holding the
+    throughput backlog would measure the broker more than the worker.  One phase at the backlog
+    rate on the last throughput worker's full topics shows that effect in the same run.
+    """
+    runs, latencies, after_backlog = [], {}, None
     for run in range(plan.throughput_runs):
         settings = embedded_settings(settings_for(base, agent, workdir, model), broker, recovery_safe)
         asyncio.run(create_topics(settings))
         asyncio.run(preload(settings, source.take(plan.throughput_events)))
-        with LocalStack(settings, workdir, broker=broker, recovery_safe=recovery_safe) as stack:
+        with LocalStack(settings, workdir, broker=broker, recovery_safe=recovery_safe,
+                        worker_cpus=pinned(plan)) as stack:
             runs.append(asyncio.run(drain(stack.settings, plan.throughput_events)))
             log.info("%s throughput, run %d: %s", agent, run + 1, runs[-1])
             if latency and run == plan.throughput_runs - 1:
-                for rate in plan.rates:
-                    events = source.take(int(rate * plan.seconds_per_rate))
-                    result = asyncio.run(offered_rate(stack.settings, events, rate, drain_s=60))
-                    latencies[str(int(rate))] = result
-                    log.info("%s at %s ev/s: %s", agent, rate, result)
+                after_backlog = latency_phase(stack.settings, source, plan.backlog_rate, plan)
+                log.info("%s at %s ev/s after the backlog: %s", agent, plan.backlog_rate, after_backlog)
+    for rate in plan.rates if latency else ():
+        settings = embedded_settings(settings_for(base, agent, workdir, model), broker)
+        with LocalStack(settings, workdir, broker=broker, worker_cpus=pinned(plan)) as stack:
+            latencies[str(int(rate))] = latency_phase(stack.settings, source, rate, plan)
+            log.info("%s at %s ev/s: %s", agent, rate, latencies[str(int(rate))])
     throughput = {"events_per_s": statistics.median(r["events_per_s"] for r in runs), "runs": runs}
-    return {"throughput": throughput, "latency": latencies}
+    return {"throughput": throughput, "latency": latencies, "latency_after_backlog": after_backlog}
+
+
+def in_run_baselines(base: StreamSettings, scoring: StreamSettings, broker: EmbeddedBroker,
+                     source: EventSource, plan: Plan, workdir: Path, model: Path) -> dict:
+    """Throughput of the variants this project's choices are measured against, in the same run."""
+    def throughput(agent: str, settings: StreamSettings, recovery_safe: bool = False,
+                   run_plan: Plan = plan) -> dict:
+        return run_agent(agent, settings, broker, source, run_plan, workdir, model, latency=False,
+                         recovery_safe=recovery_safe)["throughput"]
+
+    safe_plan = dataclasses.replace(plan, throughput_events=plan.recovery_safe_events, throughput_runs=1)
+    return {
+        "passthrough_faust_handoff": throughput("passthrough", base.replace(eager_dispatch=False)),
+        "recommend_faust_handoff": throughput("recommend", scoring.replace(eager_dispatch=False)),
+        "recommend_scoring_thread": throughput("recommend", scoring.replace(scoring_process=False)),
+        "recommend_recovery_safe": throughput("recommend", scoring, recovery_safe=True, run_plan=safe_plan),
+    }
 
 
 def main() -> None:
@@ -173,6 +221,14 @@ def main() -> None:
     parser.add_argument("--throughput-events", type=int, default=20000)
     parser.add_argument("--throughput-runs", type=int, default=3,
                         help="fresh worker per run; the median is reported")
+    parser.add_argument("--partitions", type=int, default=16,
+                        help="partitions of every topic (the embedded broker slows down as partitions fill)")
+    parser.add_argument("--devices", nargs="+", default=["cpu"],
+                        help="scoring devices of the scoring agent: the first is the headline, e.g. cpu cuda")
+    parser.add_argument("--worker-cpus", type=int, nargs="+",
+                        help="pin each worker to these cores (run the benchmark itself on the others)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the in-run baselines (Faust's hand-off, thread scorer, recovery-safe)")
     parser.add_argument("--quick", action="store_true", help="small plan for a smoke run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -181,6 +237,7 @@ def main() -> None:
                 args.throughput_events // 2)
     if args.quick:
         plan = Plan(3000, 1, [250, 1000], 4.0, 1500)
+    plan.worker_cpus = args.worker_cpus
 
     load_before = os.getloadavg()
     commit = git_commit()  # before the run writes its result file into the tree
@@ -188,19 +245,21 @@ def main() -> None:
     started = time.perf_counter()
     model = ensure_checkpoint(args.workdir / f"model-{data.name}", data, epochs=args.epochs)
     log.info("model ready in %.0fs", time.perf_counter() - started)
-    base = StreamSettings.load({})  # production-like batching; only the broker work-arounds are added
+    # production-like batching; only the partition count and the broker work-arounds are set
+    base = StreamSettings.load({}).replace(partitions=args.partitions, output_partitions=args.partitions)
     source = EventSource(data)
+    scoring = {device: base.replace(device=device) for device in args.devices}
+    baselines: dict = {}
     with EmbeddedBroker(log_path=args.workdir / "broker.log") as broker:
-        runs = {agent: run_agent(agent, base, broker, source, plan, args.workdir, model)
-                for agent in ("passthrough", "recommend")}
-        faust_handoff = {agent: run_agent(agent, base.replace(eager_dispatch=False), broker, source, plan,
-                                          args.workdir, model, latency=False)["throughput"]
-                         for agent in ("passthrough", "recommend")}
-        safe_plan = dataclasses.replace(plan, throughput_events=plan.recovery_safe_events, throughput_runs=1)
-        safe = run_agent("recommend", base, broker, source, safe_plan, args.workdir, model, latency=False,
-                         recovery_safe=True)["throughput"]
-        effective = embedded_settings(settings_for(base, "recommend", args.workdir, model), broker)
-    passthrough, recommend = runs["passthrough"], runs["recommend"]
+        runs = {"passthrough": run_agent("passthrough", base, broker, source, plan, args.workdir, model)}
+        for device, settings in scoring.items():
+            runs[f"recommend-{device}"] = run_agent("recommend", settings, broker, source, plan, args.workdir,
+                                                    model)
+        headline = scoring[args.devices[0]]
+        if not args.no_baselines:
+            baselines = in_run_baselines(base, headline, broker, source, plan, args.workdir, model)
+        effective = embedded_settings(settings_for(headline, "recommend", args.workdir, model), broker)
+    passthrough, recommend = runs["passthrough"], runs[f"recommend-{args.devices[0]}"]
     rec_eps = recommend["throughput"]["events_per_s"]
     pass_eps = passthrough["throughput"]["events_per_s"]
     result = {
@@ -209,10 +268,14 @@ def main() -> None:
         "ratio_to_passthrough": round(rec_eps / pass_eps, 3) if pass_eps else None,
         "latency_ms": {rate: r["latency_ms"] for rate, r in recommend["latency"].items()},
         "passthrough_latency_ms": {rate: r["latency_ms"] for rate, r in passthrough["latency"].items()},
-        "recovery_safe_events_per_s": safe["events_per_s"],
-        "faust_handoff_events_per_s": {agent: r["events_per_s"] for agent, r in faust_handoff.items()},
-        "recommend": recommend, "passthrough": passthrough, "recovery_safe": safe,
-        "faust_handoff": faust_handoff,
+        "latency_after_backlog_ms": {"passthrough": passthrough["latency_after_backlog"]["latency_ms"],
+                                     "recommend": recommend["latency_after_backlog"]["latency_ms"]},
+        "events_per_s_by_device": {d: runs[f"recommend-{d}"]["throughput"]["events_per_s"] for d in scoring},
+        "latency_ms_by_device": {
+            d: {rate: r["latency_ms"] for rate, r in run["latency"].items()}
+            for d, run in ((d, runs[f"recommend-{d}"]) for d in scoring)},
+        "baselines_events_per_s": {name: r["events_per_s"] for name, r in baselines.items()},
+        "runs": runs, "baselines": baselines,
         "settings": {k: v for k, v in dataclasses.asdict(effective).items() if k in MEASURED_SETTINGS},
         "plan": dataclasses.asdict(plan),
         "data": {"dataset": data.name, "items": data.n_items, "users": data.n_users, "events": data.n_events},
@@ -226,9 +289,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    headline = ("events_per_s", "passthrough_events_per_s", "ratio_to_passthrough", "latency_ms",
-                "passthrough_latency_ms", "faust_handoff_events_per_s", "recovery_safe_events_per_s")
-    print(json.dumps({k: result[k] for k in headline}, indent=2))
+    shown = ("events_per_s", "passthrough_events_per_s", "ratio_to_passthrough", "latency_ms",
+             "passthrough_latency_ms", "latency_after_backlog_ms", "events_per_s_by_device",
+             "latency_ms_by_device", "baselines_events_per_s")
+    print(json.dumps({k: result[k] for k in shown}, indent=2))
     print(f"wrote {args.out}")
 
 

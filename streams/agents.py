@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -17,6 +19,7 @@ from amsrm_core.scoring import Scorer
 from streams.app import app, settings
 from streams.pipeline import Pipeline
 from streams.processing import BatchProcessor, Outputs, ProducerSink
+from streams.scoring_process import ProcessScorer, registry_scorer
 from streams.settings import StreamSettings
 from streams.tables import windows_table
 from streams.topics import dead_letters_topic, events_topic, recommendations_topic, samples_topic
@@ -27,17 +30,28 @@ log = logging.getLogger(__name__)
 STATS_EVERY_S = 10.0
 
 
-def load_scorer(settings: StreamSettings) -> Scorer:
+def scorer_options(settings: StreamSettings) -> dict:
+    return {"k": settings.top_k, "exclude_window": settings.exclude_window, "device": settings.device}
+
+
+def start_scorer(settings: StreamSettings, load: Callable[[], Scorer]) -> Scorer | ProcessScorer:
+    """``load()``'s scorer, in a child process unless ``AMSRM_SCORING_PROCESS=false``
+    (streams.scoring_process)."""
+    return ProcessScorer(load, settings.torch_threads) if settings.scoring_process else load()
+
+
+def load_scorer(settings: StreamSettings) -> Scorer | ProcessScorer:
     """The worker's scorer (a function so unit tests can substitute one)."""
     torch.set_num_threads(settings.torch_threads)
-    scorer = Scorer.from_checkpoint(settings.model_path, k=settings.top_k,
-                                    exclude_window=settings.exclude_window, device=settings.device)
-    log.info("scoring with %s from %s on %s (K=%d, window %d)", scorer.version, settings.model_path,
-             settings.device, scorer.k, settings.window_length or scorer.max_len)
+    load = partial(Scorer.from_checkpoint, settings.model_path, **scorer_options(settings))
+    scorer = start_scorer(settings, load)
+    log.info("scoring with %s from %s on %s (K=%d, window %d, %s)", scorer.version, settings.model_path,
+             settings.device, scorer.k, settings.window_length or scorer.max_len,
+             "child process" if settings.scoring_process else "thread")
     return scorer
 
 
-def load_model(settings: StreamSettings) -> tuple[Scorer, ModelWatcher | None]:
+def load_model(settings: StreamSettings) -> tuple[Scorer | ProcessScorer, ModelWatcher | None]:
     """A fixed checkpoint (``AMSRM_MODEL_SOURCE=path``), or the registry's current version and a
     watcher that loads each promoted one off the hot path (``registry``; docs/RETRAINING.md)."""
     if settings.model_source == "path":
@@ -46,11 +60,19 @@ def load_model(settings: StreamSettings) -> tuple[Scorer, ModelWatcher | None]:
         raise ValueError(f"AMSRM_MODEL_SOURCE must be path or registry, got {settings.model_source!r}")
     torch.set_num_threads(settings.torch_threads)
 
-    def build(loaded: LoadedVersion) -> Scorer:
-        return Scorer(loaded.checkpoint, k=settings.top_k, exclude_window=settings.exclude_window,
-                      device=settings.device, popularity=loaded.popularity)
+    def build(loaded: LoadedVersion) -> Scorer | ProcessScorer:
+        if settings.scoring_process:  # the child loads and verifies the version again, from its files
+            return start_scorer(settings, partial(registry_scorer, settings.registry_dir, loaded.version,
+                                                  loaded.manifest_sha256, **scorer_options(settings)))
+        return Scorer(loaded.checkpoint, popularity=loaded.popularity, **scorer_options(settings))
 
     return serve_current(ModelRegistry(settings.registry_dir), build, settings.model_poll_s)
+
+
+def close_scorer(scorer: object) -> None:
+    """Stop a scorer's child process, if it has one."""
+    if isinstance(scorer, ProcessScorer):
+        scorer.close()
 
 
 def sink(topic) -> ProducerSink:
@@ -76,6 +98,7 @@ async def recommend(stream) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_latency_ms / 1000):
             if watcher is not None and (promoted := watcher.take()) is not None:
                 await pipeline.drain()  # batches in flight finish with the model that started them
+                close_scorer(processor.scorer)
                 processor.scorer = promoted
             await pipeline.submit(events, processor.finish(await processor.prepare(events)))
             if time.monotonic() - last_report >= STATS_EVERY_S:
@@ -84,4 +107,5 @@ async def recommend(stream) -> None:
     finally:
         if watcher is not None:
             await watcher.stop()
+        close_scorer(processor.scorer)
 

@@ -21,12 +21,13 @@ from streams.settings import StreamSettings
 
 class LocalStack:
     def __init__(self, settings: StreamSettings, workdir: Path, broker: EmbeddedBroker | None = None,
-                 recovery_safe: bool = False, ready_timeout_s: float = 120.0) -> None:
+                 recovery_safe: bool = False, ready_timeout_s: float = 120.0,
+                 worker_cpus: set[int] | None = None) -> None:
         self.workdir = Path(workdir)
         self._own_broker = broker is None
         self.broker = broker or EmbeddedBroker(log_path=self.workdir / "broker.log")
         self.requested, self.recovery_safe = settings, recovery_safe
-        self.ready_timeout_s = ready_timeout_s
+        self.ready_timeout_s, self.worker_cpus = ready_timeout_s, worker_cpus
         self.settings = settings
         self.worker: WorkerProcess | None = None
 
@@ -39,7 +40,7 @@ class LocalStack:
             shutil.rmtree(self.settings.data_dir, ignore_errors=True)
             asyncio.run(create_topics(self.settings))
             log = self.workdir / f"worker-{self.settings.app_id}.log"
-            self.worker = WorkerProcess(self.settings, log).start()
+            self.worker = WorkerProcess(self.settings, log, self.worker_cpus).start()
             self.worker.wait_ready(self.ready_timeout_s)
         except BaseException:
             self.close()

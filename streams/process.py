@@ -8,6 +8,7 @@ port 6066 (BROKER.md).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -33,8 +34,9 @@ class WorkerProcess:
 
     ready_marker = READY  # the log line that says the process consumes (subclasses: other processes)
 
-    def __init__(self, settings: StreamSettings, log_path: Path) -> None:
+    def __init__(self, settings: StreamSettings, log_path: Path, cpus: set[int] | None = None) -> None:
         self.settings, self.log_path = settings, Path(log_path)
+        self.cpus = cpus  # pin the worker (and its scoring process) to these cores, like a container limit
         self._process: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
 
@@ -47,8 +49,9 @@ class WorkerProcess:
         env.pop("AMSRM_CONFIG", None)  # the settings object is already resolved
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        pin = None if self.cpus is None else (lambda: os.sched_setaffinity(0, self.cpus))
         self._process = subprocess.Popen(self.command(), env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=pin)
         return self
 
     def command(self) -> list[str]:
@@ -90,7 +93,7 @@ class WorkerProcess:
         return self._end(signal.SIGTERM, timeout_s)
 
     def kill(self) -> int | None:
-        """A crash: no commit, no flush (what at-least-once redelivery is for)."""
+        """A crash: no commit, no flush (what at-least-once redelivery is for); its children die too."""
         return self._end(signal.SIGKILL, 10.0)
 
     def _end(self, sig: signal.Signals, timeout_s: float) -> int | None:
@@ -105,6 +108,8 @@ class WorkerProcess:
                     process.kill()
                     process.wait()
             code = process.returncode
+            with contextlib.suppress(ProcessLookupError):  # what it left running (its scoring process)
+                os.killpg(process.pid, signal.SIGKILL)
         if self._log is not None:
             self._log.close()
             self._log = None

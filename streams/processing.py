@@ -36,6 +36,7 @@ from faust.types import EventT
 from amsrm_core.scoring import Ranked, Scorer, Window
 from streams.metrics import BatchObserver
 from streams.records import BehaviourEvent
+from streams.scoring_process import ProcessScorer, ScoringUnavailable
 from streams.settings import StreamSettings
 from streams.state import UserWindow
 from streams.validation import Limits, Rejected, parse_event
@@ -127,8 +128,8 @@ def limits_of(settings: StreamSettings) -> Limits:
 
 
 class BatchProcessor:
-    def __init__(self, settings: StreamSettings, scorer: Scorer, table: MutableMapping[bytes, bytes],
-                 outputs: Outputs) -> None:
+    def __init__(self, settings: StreamSettings, scorer: Scorer | ProcessScorer,
+                 table: MutableMapping[bytes, bytes], outputs: Outputs) -> None:
         self.settings, self.scorer, self.table, self.outputs = settings, scorer, table, outputs
         self.window_length = settings.window_length or scorer.max_len
         self.limits = limits_of(settings)
@@ -212,12 +213,16 @@ class BatchProcessor:
         """One batched pass; if it fails, each window alone, so one bad window cannot sink the rest."""
         try:
             return list(self.scorer.recommend(windows))
+        except ScoringUnavailable:
+            raise  # no scorer at all: the batch must be redelivered, not dead-lettered
         except Exception:
             log.exception("scoring a batch of %d windows failed; retrying one by one", len(windows))
         out: list[Ranked | None] = []
         for window in windows:
             try:
                 out.extend(self.scorer.recommend([window]))
+            except ScoringUnavailable:
+                raise
             except Exception:
                 log.exception("scoring the window of user %r failed", window.user_id)
                 out.append(None)

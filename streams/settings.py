@@ -51,6 +51,8 @@ class StreamSettings:
     exclude_window: bool = setting(True, "never recommend an item that is in the user's scored window")
     device: str = setting("cpu", "torch device for scoring: cpu, cuda or cuda:N")
     torch_threads: int = setting(1, "torch CPU threads per worker; keep 1 when workers share cores")
+    scoring_process: bool = setting(True, "score in a child process (true) or a thread of the worker "
+                                    "(false), which shares the GIL with the event loop")
     batch_max: int = setting(256, "most events scored in one forward pass (micro-batch size)")
     batch_latency_ms: float = setting(10.0, "longest wait to fill a micro-batch before scoring what is there")
     pipeline_depth: int = setting(2, "micro-batches in flight: 2 scores one while reading the next")

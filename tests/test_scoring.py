@@ -147,3 +147,13 @@ def test_parity_holds_for_every_registry_model(name, small_synthetic):
         expected = [data.item_vocab.tokens[i] for i in indices[row].tolist()]
         swapped = [k for k, (a, b) in enumerate(zip(r.items, expected, strict=True)) if a != b]
         assert all(abs(r.scores[k] - float(values[row, k])) < 1e-5 for k in swapped)  # ties only
+
+
+def test_one_group_gives_the_grouped_top_k(checkpoint_dir, small_synthetic):
+    """Accelerators score the whole batch as one group (no length grouping): same Top-K."""
+    split = make_split(small_synthetic, "loo")
+    windows = [raw_window(small_synthetic, split, int(p)) for p in cases_of(split)]
+    grouped = Scorer.from_checkpoint(checkpoint_dir, k=K).recommend(windows)
+    whole = Scorer.from_checkpoint(checkpoint_dir, k=K, group_by_length=False).recommend(windows)
+    assert [r.items for r in whole] == [r.items for r in grouped]
+    assert np.allclose([r.scores for r in whole], [r.scores for r in grouped], atol=1e-5)
