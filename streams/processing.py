@@ -94,7 +94,7 @@ class Counters:
     batches: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     prepare_s: float = 0.0  # validating and updating windows (event loop)
-    score_s: float = 0.0  # inside the scorer (scoring thread)
+    score_s: float = 0.0  # waiting for the scorer (child process or thread), summed over batches
     score_wait_s: float = 0.0  # the event loop awaiting the scores (score_s + thread hand-offs)
     publish_s: float = 0.0  # handing outputs to the producer (event loop)
 
@@ -152,12 +152,12 @@ class BatchProcessor:
         return scored
 
     async def finish(self, scored: list[_Scored]) -> None:
-        """Score the prepared windows (in a thread: the event loop keeps reading) and publish."""
+        """Score the prepared windows (off the event loop, which keeps reading) and publish."""
         if not scored:
             return
         windows = [Window(s.record.user_id, s.after.scoring_events()) for s in scored]
         started = time.perf_counter()
-        ranked = await asyncio.to_thread(self._recommend, windows)
+        ranked = await self._recommend(windows)
         scored_at = time.perf_counter()
         self.observer.scored(len(windows), scored_at - started)
         for s, r in zip(scored, ranked, strict=True):
@@ -202,17 +202,10 @@ class BatchProcessor:
                 self.table[key] = window.to_bytes()
         return scored
 
-    def _recommend(self, windows: list[Window]) -> list[Ranked | None]:
-        started = time.perf_counter()
-        try:
-            return self._recommend_each_if_needed(windows)
-        finally:
-            self.counters.score_s += time.perf_counter() - started  # one scoring thread at a time
-
-    def _recommend_each_if_needed(self, windows: list[Window]) -> list[Ranked | None]:
+    async def _recommend(self, windows: list[Window]) -> list[Ranked | None]:
         """One batched pass; if it fails, each window alone, so one bad window cannot sink the rest."""
         try:
-            return list(self.scorer.recommend(windows))
+            return list(await self._score(windows))
         except ScoringUnavailable:
             raise  # no scorer at all: the batch must be redelivered, not dead-lettered
         except Exception:
@@ -220,13 +213,23 @@ class BatchProcessor:
         out: list[Ranked | None] = []
         for window in windows:
             try:
-                out.extend(self.scorer.recommend([window]))
+                out.extend(await self._score([window]))
             except ScoringUnavailable:
                 raise
             except Exception:
                 log.exception("scoring the window of user %r failed", window.user_id)
                 out.append(None)
         return out
+
+    async def _score(self, windows: list[Window]) -> list[Ranked]:
+        """In the scorer's child process, or in a thread; either way the event loop reads on meanwhile."""
+        started = time.perf_counter()
+        try:
+            if isinstance(self.scorer, ProcessScorer):
+                return await self.scorer.recommend_async(windows)
+            return await asyncio.to_thread(self.scorer.recommend, windows)
+        finally:
+            self.counters.score_s += time.perf_counter() - started
 
     async def _publish(self, s: _Scored, ranked: Ranked) -> None:
         """Encode once with orjson (the JSON of streams.records) and hand the bytes to the producer."""

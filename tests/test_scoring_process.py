@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from functools import partial
@@ -44,13 +45,29 @@ def test_same_results_as_the_in_process_scorer(process_scorer, checkpoint_dir, s
     assert process_scorer.recommend(windows)[-1].fallback == "popularity"
 
 
-def test_a_killed_child_is_replaced_and_the_batch_scored(process_scorer, small_synthetic):
+async def test_batches_in_flight_are_answered_in_order(process_scorer, small_synthetic):
+    windows = windows_of(small_synthetic, 60)
+    batches = [windows[i:i + 7] for i in range(0, len(windows), 7)]
+    expected = [process_scorer.recommend(batch) for batch in batches]
+    assert await asyncio.gather(*map(process_scorer.recommend_async, batches)) == expected
+
+
+async def test_a_killed_child_is_replaced_and_the_batch_scored(process_scorer, small_synthetic):
     windows = windows_of(small_synthetic, 50)
-    expected = process_scorer.recommend(windows)
-    first = process_scorer.child_pid()
+    expected = await process_scorer.recommend_async(windows)
+    first = process_scorer.child_pid
     os.kill(first, signal.SIGKILL)
-    assert process_scorer.recommend(windows) == expected
-    assert process_scorer.child_pid() != first
+    await asyncio.sleep(0.2)
+    assert await process_scorer.recommend_async(windows) == expected
+    assert process_scorer.child_pid != first
+
+
+async def test_a_window_the_scorer_rejects_fails_only_its_request(process_scorer, small_synthetic):
+    from streams.scoring_process import ScoringFailed
+
+    with pytest.raises(ScoringFailed):
+        await process_scorer.recommend_async([Window("u", None)])  # not a sequence of events
+    assert len(await process_scorer.recommend_async(windows_of(small_synthetic, 40))) == 41
 
 
 def test_a_model_that_cannot_load_is_a_clear_error(tmp_path):
@@ -60,16 +77,16 @@ def test_a_model_that_cannot_load_is_a_clear_error(tmp_path):
 
 def test_scoring_unavailable_is_not_dead_lettered():
     """The processor re-raises it (the batch is redelivered) instead of dead-lettering every window."""
-    from streams.processing import BatchProcessor
+    from streams.processing import BatchProcessor, Counters
 
     class Gone:
         def recommend(self, windows):
             raise ScoringUnavailable("gone")
 
     processor = BatchProcessor.__new__(BatchProcessor)
-    processor.scorer = Gone()
+    processor.scorer, processor.counters = Gone(), Counters()
     with pytest.raises(ScoringUnavailable):
-        processor._recommend_each_if_needed([Window("u", [("i", None)])])
+        asyncio.run(processor._recommend([Window("u", [("i", None)])]))
 
 
 def test_the_child_exits_when_its_parent_is_killed(checkpoint_dir, tmp_path):
@@ -84,7 +101,7 @@ def test_the_child_exits_when_its_parent_is_killed(checkpoint_dir, tmp_path):
         "from streams.scoring_process import ProcessScorer\n"
         "if __name__ == '__main__':\n"
         f"    s = ProcessScorer(partial(Scorer.from_checkpoint, {str(checkpoint_dir)!r}))\n"
-        "    print(s.child_pid(), flush=True)\n    time.sleep(600)\n")
+        "    print(s.child_pid, flush=True)\n    time.sleep(600)\n")
     with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as parent:
         child = int(parent.stdout.readline())
         parent.kill()
