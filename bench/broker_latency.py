@@ -8,6 +8,11 @@ alone moves each hop's latency (docs/BENCHMARKS.md, "Streaming").  A worker's
 event → recommendation path has two such hops (events → worker, recommendations →
 subscriber) plus the worker itself.
 
+Then the defect that shapes every latency on this broker: one long run per partition count
+into a fresh topic, latency per 5 s of sending.  Each hop gets slower as the partition fills
+with record batches (its fetch cost grows with them), so latency phases must use fresh topics
+and a topic's history decides what a benchmark on it measures.
+
     flock /tmp/amsrm-cpu.lock .venv/bin/python bench/broker_latency.py
     .venv/bin/python bench/broker_latency.py --fetch-wait-ms 10 --seconds 3 --repeats 1   # smoke
 
@@ -26,6 +31,8 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 from amsrm_core.results import git_commit
 from producers.kafka import send_scheduled
 from producers.pacing import rate_schedule
@@ -39,9 +46,9 @@ REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 16
 
 
-async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float,
-                  fetch_wait_ms: int) -> dict[str, float]:
-    """p50/p95/p99 (ms) of produce → consume at ``rate`` events/s; the first 10 % skipped as warm-up.
+async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float, fetch_wait_ms: int,
+                  partitions: int = PARTITIONS) -> Measurement:
+    """Produce → consume latencies at ``rate`` events/s into a fresh topic, in arrival order.
 
     The producer is the project's own send loop (``send_scheduled``: it stamps each event's
     send time), the consumer the subscriber's; only the topic and the fetch wait are set here.
@@ -49,7 +56,7 @@ async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float,
     topic = f"latency-{uuid.uuid4().hex[:6]}"
     settings = StreamSettings.load({}).replace(broker_url=broker.url, events_topic=topic,
                                                consumer_fetch_max_wait_ms=fetch_wait_ms)
-    await create_topics(settings, [TopicSpec(topic, PARTITIONS)])
+    await create_topics(settings, [TopicSpec(topic, partitions)])
     consumer = make_consumer(settings, topic, from_beginning=True, group_id=topic)
     await consumer.start()
     n, measurement = int(rate * seconds), Measurement()
@@ -68,7 +75,16 @@ async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float,
         await asyncio.wait_for(receiver, timeout=30)
     finally:
         await consumer.stop()
-    return measurement.percentiles(skip=0.1)
+    return measurement
+
+
+def as_the_topic_fills(measurement: Measurement, rate: float, partitions: int, window_s: float) -> list[dict]:
+    """p50/p99 per ``window_s`` of sending, with the messages each partition held by then."""
+    latencies, step = np.asarray(measurement.latencies_ms), max(1, int(rate * window_s))
+    return [{"from_s": round(start / rate, 1), "messages_per_partition": round((start + step) / partitions),
+             "p50": float(np.percentile(latencies[start:start + step], 50)),
+             "p99": float(np.percentile(latencies[start:start + step], 99))}
+            for start in range(0, len(latencies) - step + 1, step)]
 
 
 def main() -> None:
@@ -78,19 +94,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--fetch-wait-ms", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fill-seconds", type=float, default=40.0,
+                        help="then one long run per partition count: latency as the partitions fill")
+    parser.add_argument("--fill-partitions", type=int, nargs="*", default=[4, 16, 64])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "broker-latency.json")
     args = parser.parse_args()
     commit, load_before = git_commit(), os.getloadavg()
     results = {}
     with EmbeddedBroker() as broker:
         for wait in args.fetch_wait_ms:
-            runs = [asyncio.run(one_hop(broker, args.rate, args.seconds, wait))
+            runs = [asyncio.run(one_hop(broker, args.rate, args.seconds, wait)).percentiles(skip=0.1)
                     for _ in range(args.repeats)]
             results[str(wait)] = {"median": {k: statistics.median(r[k] for r in runs) for k in runs[0]},
                                   "runs": runs}
             print(f"fetch wait {wait} ms: median latency {results[str(wait)]['median']}")
+        fill = {}
+        for partitions in args.fill_partitions:
+            hop = asyncio.run(one_hop(broker, args.rate, args.fill_seconds, 10, partitions))
+            fill[str(partitions)] = as_the_topic_fills(hop, args.rate, partitions, window_s=5.0)
+            print(f"{partitions} partitions filling at {args.rate:.0f}/s: {fill[str(partitions)]}")
     document = {"what": "one produce → consume hop on the embedded broker, no Faust", "rate_per_s": args.rate,
                 "seconds": args.seconds, "partitions": PARTITIONS, "latency_ms_by_fetch_wait_ms": results,
+                "latency_ms_as_partitions_fill": {"fetch_wait_ms": 10, "seconds": args.fill_seconds,
+                                                  "by_partitions": fill},
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                             "load_avg_before": [round(x, 2) for x in load_before],
                             "load_avg_after": [round(x, 2) for x in os.getloadavg()]},

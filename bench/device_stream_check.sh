@@ -23,11 +23,12 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python3 -m pip check 2>&1 | grep -i -E "faust|aiokafka|mode|rocksdict|orjson|click|aiohttp|typing" | head
 
 command -v taskset || { echo "no taskset"; exit 1; }
-timeout 120 python3 bench/scoring_bench.py --device cuda --batches 16 64 256 1024 \
+[ "${SCORING:-1}" = 1 ] && timeout 120 python3 bench/scoring_bench.py --device cuda --batches 16 64 256 1024 \
     --out "$OUT/scoring-bench-gpu.json" 2>&1 | grep -v Warning | tee "$OUT/scoring.log" | tail -8
 
 timeout "${STREAM_TIMEOUT:-360}" taskset -c 2-15 python3 bench/stream_bench.py --worker-cpus 0 1 \
-    --devices cpu cuda --no-baselines --rates 1000 2500 5000 --throughput-runs 2 --seconds-per-rate 6 \
+    --devices cpu cuda --no-baselines --rates ${RATES:-1000 2500 5000} --throughput-runs "${RUNS:-2}" \
+    --seconds-per-rate "${SECONDS_PER_RATE:-6}" \
     --workdir runs/stream-bench \
     --out "$OUT/stream-bench-pinned.json" > "$OUT/stream.log" 2>&1
 echo "stream bench exit $?"

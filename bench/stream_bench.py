@@ -151,6 +151,27 @@ async def offered_rate(settings: StreamSettings, events: list[dict], rate: float
             "latency_ms": measurement.percentiles(skip=0.1)}
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` and its children so far, from /proc (Linux)."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_use(broker: EmbeddedBroker, worker_pid: int | None) -> dict[str, float]:
+    """CPU seconds so far of the broker, the worker (with its scoring process) and this process."""
+    return {"broker": cpu_seconds(broker.pid), "worker": cpu_seconds(worker_pid),
+            "benchmark": time.process_time()}
+
+
 def pinned(plan: Plan) -> set[int] | None:
     return set(plan.worker_cpus) if plan.worker_cpus else None
 
@@ -178,7 +199,13 @@ def run_agent(agent: str, base: StreamSettings, broker: EmbeddedBroker, source: 
         asyncio.run(preload(settings, source.take(plan.throughput_events)))
         with LocalStack(settings, workdir, broker=broker, recovery_safe=recovery_safe,
                         worker_cpus=pinned(plan)) as stack:
+            worker_pid = stack.worker.pid if stack.worker else None
+            before = cpu_use(broker, worker_pid)
             runs.append(asyncio.run(drain(stack.settings, plan.throughput_events)))
+            after = cpu_use(broker, worker_pid)
+            # per event drained; the broker's share includes serving the benchmark's producer and consumer
+            runs[-1]["cpu_us_per_event"] = {
+                name: round((after[name] - before[name]) / plan.throughput_events * 1e6) for name in after}
             log.info("%s throughput, run %d: %s", agent, run + 1, runs[-1])
             if latency and run == plan.throughput_runs - 1:
                 after_backlog = latency_phase(stack.settings, source, plan.backlog_rate, plan)
