@@ -3,7 +3,8 @@
 The worker's event loop is busy with Python (consuming, validating, tables, producing)
 while micro-batches are scored.  This benchmark runs such a loop on its own: one task
 does plain Python work in slices (yielding to the loop between slices, as a busy agent
-does), another scores micro-batches of real Beauty windows one after another, either in a
+does, with a 1 ms idle wait after every 20 slices), another scores micro-batches of real
+Beauty windows one after another, either in a
 thread (``asyncio.to_thread(scorer.recommend)``, ``AMSRM_SCORING_PROCESS=false``) or in the
 child process (``ProcessScorer.recommend_async``, the default).  For each it reports the
 median time from handing a batch over to having its Top-K lists (ms per batch) and how
@@ -34,6 +35,7 @@ from streams.scoring_process import ProcessScorer
 
 REPO = Path(__file__).resolve().parent.parent
 SLICE = 2_000  # loop iterations of plain Python between yields (~0.1 ms), like one message's handling
+BUSY_SLICES, IDLE_S = 20, 0.001  # then the loop idles 1 ms: busy most of the time, like a loaded worker
 
 
 def busy_slice() -> None:
@@ -50,9 +52,11 @@ async def run(score, windows: list[Window], batch: int, seconds: float) -> dict[
     async def work() -> None:
         nonlocal slices
         while time.perf_counter() < stop:
-            busy_slice()
-            slices += 1
-            await asyncio.sleep(0)
+            for _ in range(BUSY_SLICES):
+                busy_slice()
+                slices += 1
+                await asyncio.sleep(0)
+            await asyncio.sleep(IDLE_S)  # the loop waits in select, as a worker between fetches does
 
     async def scoring() -> None:
         i = 0
@@ -102,7 +106,8 @@ def main() -> None:
         process_scorer.close()
     result = {"commit": git_commit(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "machine": machine(), "load_average": os.getloadavg(), "checkpoint": str(args.checkpoint),
-              "seconds": args.seconds, "repeats": args.repeats, "slice_iterations": SLICE, "batches": rows}
+              "seconds": args.seconds, "repeats": args.repeats, "slice_iterations": SLICE,
+              "busy_slices_per_idle": BUSY_SLICES, "idle_s": IDLE_S, "batches": rows}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 

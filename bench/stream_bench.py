@@ -1,9 +1,9 @@
 """Streaming benchmark: one worker on the embedded broker, scoring agent vs a no-op passthrough agent.
 
-For each agent (same broker, same batching settings, fresh topics and a fresh worker per run):
+For each agent (same batching settings; a fresh embedded broker, topics and worker per run):
 1. throughput, ``--throughput-runs`` times (median reported): preload N events, start the
    worker, measure the steady output rate (middle 80 % of the outputs) while it drains them;
-2. latency: for each rate, fresh topics and a fresh worker; a short warm-up at the rate, then
+2. latency: for each rate, a fresh broker, topics and worker; a short warm-up at the rate, then
    events offered for a fixed time, event → output latency measured at a consumer (receive
    time − event timestamp, one clock); and one phase on the last throughput worker, whose
    topics hold the backlog, to show how the embedded broker slows down as partitions fill.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -172,6 +173,12 @@ def cpu_use(broker: EmbeddedBroker, worker_pid: int | None) -> dict[str, float]:
             "benchmark": time.process_time()}
 
 
+def fresh_broker(workdir: Path) -> EmbeddedBroker:
+    """A new embedded broker per measurement: it keeps every message in memory and its fetches slow
+    down as partitions fill (docs/BENCHMARKS.md), so one measurement's leftovers would tax the next."""
+    return EmbeddedBroker(log_path=workdir / "broker.log")
+
+
 def pinned(plan: Plan) -> set[int] | None:
     return set(plan.worker_cpus) if plan.worker_cpus else None
 
@@ -183,22 +190,24 @@ def latency_phase(settings: StreamSettings, source: EventSource, rate: float, pl
     return asyncio.run(offered_rate(settings, events, rate, drain_s=60))
 
 
-def run_agent(agent: str, base: StreamSettings, broker: EmbeddedBroker, source: EventSource, plan: Plan,
-              workdir: Path, model: Path, latency: bool = True, recovery_safe: bool = False) -> dict:
-    """Throughput on a preloaded backlog (fresh topics and worker per run), then latency at each rate.
+def run_agent(agent: str, base: StreamSettings, source: EventSource, plan: Plan, workdir: Path, model: Path,
+              latency: bool = True, recovery_safe: bool = False) -> dict:
+    """Throughput on a preloaded backlog (fresh broker, topics and worker per run), then latency per rate.
 
-    Each latency rate gets fresh topics and a fresh worker too: the embedded broker's fetches slow
-    down as a partition fills with record batches (docs/BENCHMARKS.md), so topics already holding the
+    Each latency rate gets a fresh broker, topics and worker too: the embedded broker's fetches slow
+    down as partitions fill with record batches (docs/BENCHMARKS.md), so topics already holding the
     throughput backlog would measure the broker more than the worker.  One phase at the backlog
-    rate on the last throughput worker's full topics shows that effect in the same run.
+    rate on the last throughput run's full topics shows that effect in the same run.
     """
     runs, latencies, after_backlog = [], {}, None
     for run in range(plan.throughput_runs):
-        settings = embedded_settings(settings_for(base, agent, workdir, model), broker, recovery_safe)
-        asyncio.run(create_topics(settings))
-        asyncio.run(preload(settings, source.take(plan.throughput_events)))
-        with LocalStack(settings, workdir, broker=broker, recovery_safe=recovery_safe,
-                        worker_cpus=pinned(plan)) as stack:
+        with contextlib.ExitStack() as stacks:
+            broker = stacks.enter_context(fresh_broker(workdir))
+            settings = embedded_settings(settings_for(base, agent, workdir, model), broker, recovery_safe)
+            asyncio.run(create_topics(settings))
+            asyncio.run(preload(settings, source.take(plan.throughput_events)))
+            stack = stacks.enter_context(LocalStack(settings, workdir, broker=broker,
+                                                    recovery_safe=recovery_safe, worker_cpus=pinned(plan)))
             worker_pid = stack.worker.pid if stack.worker else None
             before = cpu_use(broker, worker_pid)
             runs.append(asyncio.run(drain(stack.settings, plan.throughput_events)))
@@ -211,20 +220,21 @@ def run_agent(agent: str, base: StreamSettings, broker: EmbeddedBroker, source: 
                 after_backlog = latency_phase(stack.settings, source, plan.backlog_rate, plan)
                 log.info("%s at %s ev/s after the backlog: %s", agent, plan.backlog_rate, after_backlog)
     for rate in plan.rates if latency else ():
-        settings = embedded_settings(settings_for(base, agent, workdir, model), broker)
-        with LocalStack(settings, workdir, broker=broker, worker_cpus=pinned(plan)) as stack:
+        with fresh_broker(workdir) as broker, LocalStack(
+                embedded_settings(settings_for(base, agent, workdir, model), broker), workdir, broker=broker,
+                worker_cpus=pinned(plan)) as stack:
             latencies[str(int(rate))] = latency_phase(stack.settings, source, rate, plan)
             log.info("%s at %s ev/s: %s", agent, rate, latencies[str(int(rate))])
     throughput = {"events_per_s": statistics.median(r["events_per_s"] for r in runs), "runs": runs}
     return {"throughput": throughput, "latency": latencies, "latency_after_backlog": after_backlog}
 
 
-def in_run_baselines(base: StreamSettings, scoring: StreamSettings, broker: EmbeddedBroker,
-                     source: EventSource, plan: Plan, workdir: Path, model: Path) -> dict:
+def in_run_baselines(base: StreamSettings, scoring: StreamSettings, source: EventSource, plan: Plan,
+                     workdir: Path, model: Path) -> dict:
     """Throughput of the variants this project's choices are measured against, in the same run."""
     def throughput(agent: str, settings: StreamSettings, recovery_safe: bool = False,
                    run_plan: Plan = plan) -> dict:
-        return run_agent(agent, settings, broker, source, run_plan, workdir, model, latency=False,
+        return run_agent(agent, settings, source, run_plan, workdir, model, latency=False,
                          recovery_safe=recovery_safe)["throughput"]
 
     safe_plan = dataclasses.replace(plan, throughput_events=plan.recovery_safe_events, throughput_runs=1)
@@ -277,15 +287,14 @@ def main() -> None:
     source = EventSource(data)
     scoring = {device: base.replace(device=device) for device in args.devices}
     baselines: dict = {}
-    with EmbeddedBroker(log_path=args.workdir / "broker.log") as broker:
-        runs = {"passthrough": run_agent("passthrough", base, broker, source, plan, args.workdir, model)}
-        for device, settings in scoring.items():
-            runs[f"recommend-{device}"] = run_agent("recommend", settings, broker, source, plan, args.workdir,
-                                                    model)
-        headline = scoring[args.devices[0]]
-        if not args.no_baselines:
-            baselines = in_run_baselines(base, headline, broker, source, plan, args.workdir, model)
-        effective = embedded_settings(settings_for(headline, "recommend", args.workdir, model), broker)
+    runs = {"passthrough": run_agent("passthrough", base, source, plan, args.workdir, model)}
+    for device, settings in scoring.items():
+        runs[f"recommend-{device}"] = run_agent("recommend", settings, source, plan, args.workdir, model)
+    headline = scoring[args.devices[0]]
+    if not args.no_baselines:
+        baselines = in_run_baselines(base, headline, source, plan, args.workdir, model)
+    effective = embedded_settings(settings_for(headline, "recommend", args.workdir, model),
+                                  EmbeddedBroker())  # not started: only its work-around settings are recorded
     passthrough, recommend = runs["passthrough"], runs[f"recommend-{args.devices[0]}"]
     rec_eps = recommend["throughput"]["events_per_s"]
     pass_eps = passthrough["throughput"]["events_per_s"]
