@@ -69,6 +69,13 @@ class Ranked:
     fallback: str | None = None
 
 
+def release(scorer: object) -> None:
+    """Free what a scorer holds beyond memory (the stream worker's scoring process), if anything."""
+    close = getattr(scorer, "close", None)
+    if callable(close):
+        close()
+
+
 def save_popularity(directory: str | Path, data: InteractionData, positions: np.ndarray) -> Path:
     """Write the item counts of ``positions`` (the training events) beside a checkpoint."""
     counts = np.bincount(data.items[positions], minlength=len(data.item_vocab)).astype(np.float32)

@@ -15,7 +15,7 @@ import torch
 
 from amsrm_core.registry import LoadedVersion, ModelRegistry
 from amsrm_core.retraining.watch import ModelWatcher, serve_current
-from amsrm_core.scoring import Scorer
+from amsrm_core.scoring import Scorer, release
 from streams.app import app, settings
 from streams.pipeline import Pipeline
 from streams.processing import BatchProcessor, Outputs, ProducerSink
@@ -69,12 +69,6 @@ def load_model(settings: StreamSettings) -> tuple[Scorer | ProcessScorer, ModelW
     return serve_current(ModelRegistry(settings.registry_dir), build, settings.model_poll_s)
 
 
-def close_scorer(scorer: object) -> None:
-    """Stop a scorer's child process, if it has one."""
-    if isinstance(scorer, ProcessScorer):
-        scorer.close()
-
-
 def sink(topic) -> ProducerSink:
     """How the agent publishes to ``topic`` (a function so unit tests can capture the sends)."""
     return ProducerSink(topic)
@@ -98,7 +92,7 @@ async def recommend(stream) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_latency_ms / 1000):
             if watcher is not None and (promoted := watcher.take()) is not None:
                 await pipeline.drain()  # batches in flight finish with the model that started them
-                close_scorer(processor.scorer)
+                release(processor.scorer)
                 processor.scorer = promoted
             await pipeline.submit(events, processor.finish(await processor.prepare(events)))
             if time.monotonic() - last_report >= STATS_EVERY_S:
@@ -107,5 +101,5 @@ async def recommend(stream) -> None:
     finally:
         if watcher is not None:
             await watcher.stop()
-        close_scorer(processor.scorer)
+        release(processor.scorer)
 

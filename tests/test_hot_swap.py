@@ -133,3 +133,28 @@ def send(settings, events: list[dict], times: dict[str, int], pause_s: float = 0
     for i in range(0, len(events), step):
         produce(settings, [encode(e, times[e["event_id"]]) for e in events[i : i + step]])
         time.sleep(pause_s)
+
+
+async def test_a_scorer_loaded_but_never_taken_is_released(tmp_path, checkpoints):  # noqa: F811
+    """Two promotions before the agent switches, or a stop: the unused scorer's process is freed."""
+    registry = ModelRegistry(tmp_path / "registry")
+    for folder in checkpoints:
+        registry.add_checkpoint(folder)
+    registry.promote("v0001", "bootstrap")
+    built: list = []
+
+    class Closable:
+        def __init__(self, loaded) -> None:
+            self.version, self.closed = loaded.checkpoint.manifest["weights_sha256"], False
+            built.append(self)
+
+        def close(self) -> None:
+            self.closed = True
+
+    _, watcher = serve_current(registry, Closable, poll_s=0.05)
+    for version in ("v0002", "v0003"):
+        registry.promote(version, "next")
+        await watcher.poll()
+    assert [b.closed for b in built] == [False, True, False]  # serving, replaced before taken, ready
+    await watcher.stop()
+    assert built[2].closed

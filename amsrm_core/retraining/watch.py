@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 
 from amsrm_core.registry import LoadedVersion, ModelRegistry, Pointer
-from amsrm_core.scoring import Scorer
+from amsrm_core.scoring import Scorer, release
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class ModelWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._ready is not None:  # loaded but never taken
+            release(self._ready[1])
+            self._ready = None
 
     def take(self) -> Scorer | None:
         """The newly loaded scorer, once; the caller switches to it between micro-batches."""
@@ -84,6 +87,8 @@ class ModelWatcher:
             log.error("refusing model version %s: %s; still serving %s", pointer.version, e,
                       self.serving.version)
             return
+        if self._ready is not None:  # an earlier promotion the agent has not switched to yet
+            release(self._ready[1])
         self._ready = (pointer, scorer)
         log.info("loaded model version %s (%s); switching before the next micro-batch", pointer.version,
                  scorer.version)
