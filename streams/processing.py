@@ -95,7 +95,7 @@ class Counters:
     reasons: dict[str, int] = field(default_factory=dict)
     prepare_s: float = 0.0  # validating and updating windows (event loop)
     score_s: float = 0.0  # waiting for the scorer (child process or thread), summed over batches
-    score_wait_s: float = 0.0  # the event loop awaiting the scores (score_s + thread hand-offs)
+    score_wait_s: float = 0.0  # finish() awaiting the scores, per-window retries included
     publish_s: float = 0.0  # handing outputs to the producer (event loop)
 
 
