@@ -9,9 +9,9 @@ event → recommendation path has two such hops (events → worker, recommendati
 subscriber) plus the worker itself.
 
 Then the defect that shapes every latency on this broker: one long run per partition count
-into a fresh topic, latency per 5 s of sending.  Each hop gets slower as the partition fills
-with record batches (its fetch cost grows with them), so latency phases must use fresh topics
-and a topic's history decides what a benchmark on it measures.
+into a fresh topic, latency per 5 s of sending.  Each hop gets slower as the partition fills,
+so latency phases must use fresh topics and a topic's history decides what a benchmark on it
+measures.
 
     flock /tmp/amsrm-cpu.lock .venv/bin/python bench/broker_latency.py
     .venv/bin/python bench/broker_latency.py --fetch-wait-ms 10 --seconds 3 --repeats 1   # smoke

@@ -195,7 +195,7 @@ def run_agent(agent: str, base: StreamSettings, source: EventSource, plan: Plan,
     """Throughput on a preloaded backlog (fresh broker, topics and worker per run), then latency per rate.
 
     Each latency rate gets a fresh broker, topics and worker too: the embedded broker's fetches slow
-    down as partitions fill with record batches (docs/BENCHMARKS.md), so topics already holding the
+    down as partitions fill (docs/BENCHMARKS.md), so topics already holding the
     throughput backlog would measure the broker more than the worker.  One phase at the backlog
     rate on the last throughput run's full topics shows that effect in the same run.
     """
