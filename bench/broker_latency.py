@@ -31,8 +31,6 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
-
 from amsrm_core.results import git_commit
 from producers.kafka import send_scheduled
 from producers.pacing import rate_schedule
@@ -80,11 +78,11 @@ async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float, fetch_wai
 
 def as_the_topic_fills(measurement: Measurement, rate: float, partitions: int, window_s: float) -> list[dict]:
     """p50/p99 per ``window_s`` of sending, with the messages each partition held by then."""
-    latencies, step = np.asarray(measurement.latencies_ms), max(1, int(rate * window_s))
-    return [{"from_s": round(start / rate, 1), "messages_per_partition": round((start + step) / partitions),
-             "p50": float(np.percentile(latencies[start:start + step], 50)),
-             "p99": float(np.percentile(latencies[start:start + step], 99))}
-            for start in range(0, len(latencies) - step + 1, step)]
+    step = max(1, int(rate * window_s))
+    return [{"from_s": round(i * step / rate, 1),
+             "messages_per_partition": round((i + 1) * step / partitions),
+             "p50": slice_["p50"], "p99": slice_["p99"]}
+            for i, slice_ in enumerate(measurement.percentiles_per_slice(step))]
 
 
 def main() -> None:

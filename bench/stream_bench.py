@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
@@ -41,10 +42,11 @@ from pathlib import Path
 import orjson
 import torch
 
+from amsrm_core.checkpoint import load_checkpoint
 from amsrm_core.data import load_dataset
 from amsrm_core.results import git_commit
 from amsrm_core.schema import InteractionData
-from producers.events import dataset_events, encode, time_order
+from producers.events import dataset_events, encode, replay_order
 from producers.kafka import make_producer, send_scheduled
 from producers.pacing import rate_schedule
 from streams.admin import create_topics
@@ -74,16 +76,22 @@ class Plan:
     warmup_s: float = 2.0
     backlog_rate: float = 1000.0
     worker_cpus: list[int] | None = None  # pin each worker (and its scoring process) to these cores
+    window_length: int = 30  # the model's n, for the window lengths reported
 
 
 class EventSource:
-    """Hands out consecutive slices of the data set's events in time order.
+    """Hands out consecutive slices of the data set's events in replay order.
 
+    Amazon Beauty has no clock, so its replay order interleaves whole user histories in
+    blocks of ``block_events`` (``producers.events.replay_order``): with blocks of one
+    throughput run's size, each fresh worker sees histories grow as in a live stream
+    (time order would give every event of a run an empty window).
     Past the end it starts over (a user buying again), with event ids made unique per pass.
     """
 
-    def __init__(self, data: InteractionData) -> None:
-        self.data, self.order, self.next, self.passes = data, time_order(data), 0, 0
+    def __init__(self, data: InteractionData, block_events: int) -> None:
+        self.data, self.next, self.passes = data, 0, 0
+        self.order = replay_order(data, block_events=block_events)
 
     def take(self, n: int) -> list[dict]:
         events: list[dict] = []
@@ -96,6 +104,19 @@ class EventSource:
             if self.next == len(self.order):
                 self.next, self.passes = 0, self.passes + 1
         return events
+
+
+def window_lengths(events: list[dict], n: int, skip: int = 0) -> dict[str, float]:
+    """Mean, p50 and p90 of the window length each event is scored with, on a worker that saw
+    only ``events`` (a fresh one), leaving out the first ``skip`` (a warm-up)."""
+    seen: collections.Counter[str] = collections.Counter()
+    lengths = []
+    for event in events:
+        seen[event["user_id"]] += 1
+        lengths.append(min(seen[event["user_id"]], n))
+    measured = lengths[skip:]
+    return {"mean": round(statistics.fmean(measured), 2), "p50": statistics.median(measured),
+            "p90": statistics.quantiles(measured, n=10)[-1]}
 
 
 def settings_for(base: StreamSettings, agent: str, workdir: Path, model: Path) -> StreamSettings:
@@ -149,7 +170,8 @@ async def offered_rate(settings: StreamSettings, events: list[dict], rate: float
     await watcher
     return {"offered_per_s": rate, "sent_per_s": round(sent.events_per_s, 1), "events": len(events),
             "received": measurement.received, "completed_per_s": round(measurement.throughput(trim=0.0), 1),
-            "latency_ms": measurement.percentiles(skip=0.1)}
+            "latency_ms": measurement.percentiles(skip=0.1),
+            "latency_ms_per_2s": measurement.percentiles_per_slice(max(1, int(rate * 2)))}
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -183,11 +205,17 @@ def pinned(plan: Plan) -> set[int] | None:
     return set(plan.worker_cpus) if plan.worker_cpus else None
 
 
-def latency_phase(settings: StreamSettings, source: EventSource, rate: float, plan: Plan) -> dict:
-    """A warm-up at ``rate`` (not measured), then the measured phase, on an already running worker."""
-    asyncio.run(offered_rate(settings, source.take(int(rate * plan.warmup_s)), rate, drain_s=60))
+def latency_phase(settings: StreamSettings, source: EventSource, rate: float, plan: Plan,
+                  seen_before: list[dict] | None = None) -> dict:
+    """A warm-up at ``rate`` (not measured), then the measured phase, on an already running worker
+    (which has already scored ``seen_before``)."""
+    warmup = source.take(int(rate * plan.warmup_s))
+    asyncio.run(offered_rate(settings, warmup, rate, drain_s=60))
     events = source.take(int(rate * plan.seconds_per_rate))
-    return asyncio.run(offered_rate(settings, events, rate, drain_s=60))
+    result = asyncio.run(offered_rate(settings, events, rate, drain_s=60))
+    earlier = (seen_before or []) + warmup
+    result["window_length"] = window_lengths(earlier + events, plan.window_length, skip=len(earlier))
+    return result
 
 
 def run_agent(agent: str, base: StreamSettings, source: EventSource, plan: Plan, workdir: Path, model: Path,
@@ -205,7 +233,8 @@ def run_agent(agent: str, base: StreamSettings, source: EventSource, plan: Plan,
             broker = stacks.enter_context(fresh_broker(workdir))
             settings = embedded_settings(settings_for(base, agent, workdir, model), broker, recovery_safe)
             asyncio.run(create_topics(settings))
-            asyncio.run(preload(settings, source.take(plan.throughput_events)))
+            events = source.take(plan.throughput_events)
+            asyncio.run(preload(settings, events))
             stack = stacks.enter_context(LocalStack(settings, workdir, broker=broker,
                                                     recovery_safe=recovery_safe, worker_cpus=pinned(plan)))
             worker_pid = stack.worker.pid if stack.worker else None
@@ -215,9 +244,10 @@ def run_agent(agent: str, base: StreamSettings, source: EventSource, plan: Plan,
             # per event drained; the broker's share includes serving the benchmark's producer and consumer
             runs[-1]["cpu_us_per_event"] = {
                 name: round((after[name] - before[name]) / plan.throughput_events * 1e6) for name in after}
+            runs[-1]["window_length"] = window_lengths(events, plan.window_length)
             log.info("%s throughput, run %d: %s", agent, run + 1, runs[-1])
             if latency and run == plan.throughput_runs - 1:
-                after_backlog = latency_phase(stack.settings, source, plan.backlog_rate, plan)
+                after_backlog = latency_phase(stack.settings, source, plan.backlog_rate, plan, events)
                 log.info("%s at %s ev/s after the backlog: %s", agent, plan.backlog_rate, after_backlog)
     for rate in plan.rates if latency else ():
         with fresh_broker(workdir) as broker, LocalStack(
@@ -284,7 +314,8 @@ def main() -> None:
     log.info("model ready in %.0fs", time.perf_counter() - started)
     # production-like batching; only the partition count and the broker work-arounds are set
     base = StreamSettings.load({}).replace(partitions=args.partitions, output_partitions=args.partitions)
-    source = EventSource(data)
+    plan.window_length = base.window_length or load_checkpoint(model).model.config.max_len
+    source = EventSource(data, block_events=plan.throughput_events)
     scoring = {device: base.replace(device=device) for device in args.devices}
     baselines: dict = {}
     runs = {"passthrough": run_agent("passthrough", base, source, plan, args.workdir, model)}

@@ -1,9 +1,10 @@
-"""A data set's events as raw-id event dicts, in time order, ready to encode.
+"""A data set's events as raw-id event dicts, in replay order, ready to encode.
 
 Indices go back to raw ids through the data set's vocabularies, exactly what the
 stream worker maps forward again with the checkpoint's vocabularies.  Time order is
-global (timestamp, then position): a user's events keep their order, so the
-stream sees every history as the offline split does.
+global (timestamp, then position); a data set without a clock is interleaved by
+users instead (``replay_order``).  Either way a user's events keep their order, so
+the stream sees every history as the offline split does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,32 @@ from amsrm_core.vocab import PAD
 def time_order(data: InteractionData) -> np.ndarray:
     """Positions sorted by timestamp, ties by position (stable: per-user order is kept)."""
     return np.lexsort((np.arange(data.n_events), data.timestamps))
+
+
+def replay_order(data: InteractionData, block_events: int = 20_000, seed: int = 0) -> np.ndarray:
+    """The order a replay sends events in: time order if the data set has a clock.
+
+    Without one (Amazon S3-Rec: timestamps are positions within each user), time order
+    sends every user's first event, then every second one, …: the first ``n_users``
+    events would all meet empty windows.  Instead, users in a seeded random order are
+    taken in blocks of about ``block_events`` events, and within a block their whole
+    histories are interleaved at random, each in its own order, so windows grow as they
+    would in a live stream and any slice of ``block_events`` holds whole histories.
+    """
+    if data.has_clock:
+        return time_order(data)
+    rng = np.random.default_rng(seed)
+    by_user = np.lexsort((np.arange(data.n_events), data.timestamps, data.users))  # user, then time
+    users, starts, counts = np.unique(data.users[by_user], return_index=True, return_counts=True)
+    shuffled = rng.permutation(len(users))
+    block = np.cumsum(counts[shuffled]) // max(1, block_events)  # the block of each user
+    block_of_user = np.empty(len(users), dtype=np.int64)
+    block_of_user[shuffled] = block
+    rank = np.arange(data.n_events) - np.repeat(starts, counts)  # position within the user's history
+    # spread each history evenly over its block, with jitter: event j of m at (j + u) / m, u ~ U(0, 1)
+    spread = (rank + rng.random(data.n_events)) / np.repeat(counts, counts)
+    user_blocks = np.repeat(block_of_user, counts)
+    return by_user[np.lexsort((spread, user_blocks))]
 
 
 def _raw_fields(tables: dict[str, FieldTable], row: int) -> dict | None:

@@ -1,11 +1,12 @@
-"""``amsrm produce replay``: a data set's events in time order, at a fixed rate or sped up."""
+"""``amsrm produce replay``: a data set's events in replay order (time order if it has a clock),
+at a fixed rate or sped up."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from amsrm_core.schema import InteractionData
-from producers.events import dataset_events, time_order
+from producers.events import dataset_events, replay_order
 from producers.kafka import SendStats, send_scheduled
 from producers.pacing import rate_schedule, speed_schedule
 from streams.settings import StreamSettings
@@ -26,7 +27,7 @@ def replay_schedule(data: InteractionData, order: np.ndarray, rate: float | None
 async def replay(settings: StreamSettings, data: InteractionData, rate: float | None = None,
                  speed: float | None = None, limit: int | None = None, side_fields: bool = True,
                  progress: bool = True, max_gap_s: float = 1.0) -> SendStats:
-    order = time_order(data)[:limit]
+    order = replay_order(data)[:limit]
     schedule = replay_schedule(data, order, rate, speed, max_gap_s)
     events = dataset_events(data, side_fields, order)
     return await send_scheduled(settings, events, schedule, progress=progress, total=len(order))

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     produce = sub.add_parser("produce", help="send behaviour events to the events topic")
     kinds = produce.add_subparsers(dest="source", required=True)
-    rep = kinds.add_parser("replay", help="a data set's events in time order")
+    rep = kinds.add_parser("replay", help="a data set's events in time order (clockless: users interleaved)")
     rep.add_argument("--dataset", default="synthetic", help=f"one of {', '.join(DATASETS)}")
     rep.add_argument("--data", help="data path (default: $AMSRM_DATA or ../shared/data/<folder>)")
     pace = rep.add_mutually_exclusive_group()

@@ -50,6 +50,13 @@ class Measurement:
             return {f"p{p}": float("nan") for p in PERCENTILES}
         return {f"p{p}": round(float(np.percentile(values, p)), 1) for p in PERCENTILES}
 
+    def percentiles_per_slice(self, size: int) -> list[dict[str, float]]:
+        """p50/p95/p99 of each consecutive ``size`` outputs in arrival order: whether latency drifts
+        during a run (the embedded broker's fetches slow down as its partitions fill)."""
+        values = np.asarray(self.latencies_ms)
+        return [{f"p{p}": round(float(np.percentile(values[start:start + size], p)), 1) for p in PERCENTILES}
+                for start in range(0, len(values) - size + 1, max(1, size))]
+
     def throughput(self, trim: float = 0.1) -> float:
         """Outputs per second over the middle of the run (start-up and tail trimmed)."""
         if len(self.receive_ms) < 10:

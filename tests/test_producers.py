@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -9,7 +10,7 @@ import orjson
 import pytest
 
 from amsrm_core.data.synthetic import SyntheticConfig
-from producers.events import dataset_events, encode, time_order
+from producers.events import dataset_events, encode, replay_order, time_order
 from producers.pacing import rate_schedule, rate_ticks, speed_schedule
 from producers.replay import replay_schedule
 from producers.synthetic import synthetic_stream
@@ -34,6 +35,27 @@ def test_time_order_keeps_each_users_order(small_synthetic):
     for user in np.unique(small_synthetic.users)[:20]:
         positions = order[small_synthetic.users[order] == user]
         assert np.all(np.diff(positions) > 0)
+
+
+def test_replay_order_is_time_order_with_a_clock(small_synthetic):
+    assert np.array_equal(replay_order(small_synthetic), time_order(small_synthetic))
+
+
+def test_replay_order_without_a_clock_interleaves_whole_histories(small_synthetic):
+    # positions as timestamps, as Amazon S3-Rec data: time order would send every first event first
+    counts = np.unique(small_synthetic.users, return_counts=True)[1]
+    positions = np.concatenate([np.arange(n) for n in counts])
+    clockless = dataclasses.replace(small_synthetic, timestamps=positions, has_clock=False)
+    order = replay_order(clockless, block_events=1000, seed=3)
+    assert sorted(order.tolist()) == list(range(clockless.n_events))
+    users = clockless.users[order]
+    for user in np.unique(users):
+        assert np.all(np.diff(positions[order[users == user]]) > 0)  # each history in its own order
+    index = np.arange(len(order))
+    spans = [np.ptp(index[users == user]) for user in np.unique(users)]
+    assert max(spans) < 1000 + 30  # a whole history within one block (≤ block_events + one history)
+    assert np.mean(users[1:] == users[:-1]) < 0.2  # and interleaved with the block's other users
+    assert not np.array_equal(order, replay_order(clockless, block_events=1000, seed=4))
 
 
 def test_encoded_events_are_valid_and_keyed_by_user(small_synthetic):

@@ -7,6 +7,7 @@ import dataclasses
 import orjson
 import pytest
 
+from streams.measure import Measurement
 from streams.records import BehaviourEvent
 from streams.settings import StreamSettings, describe, env_name
 from streams.state import UserWindow
@@ -130,3 +131,10 @@ def test_documented_schema_matches_the_validator():
     assert fields["additionalProperties"]["oneOf"][1]["maxItems"] == validation.MAX_FIELD_VALUES
     for example in schema["examples"]:
         assert isinstance(parse_event(orjson.dumps(example), LIMITS, example["timestamp"]), BehaviourEvent)
+
+
+def test_latency_percentiles_per_slice_show_a_drift():
+    measurement = Measurement(latencies_ms=[5.0] * 100 + [50.0] * 100 + [500.0] * 50)
+    slices = measurement.percentiles_per_slice(100)
+    assert [s["p50"] for s in slices] == [5.0, 50.0]  # the incomplete last slice is left out
+    assert measurement.percentiles_per_slice(1000) == []
