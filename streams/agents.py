@@ -16,6 +16,7 @@ import torch
 from amsrm_core.registry import LoadedVersion, ModelRegistry
 from amsrm_core.retraining.watch import ModelWatcher, serve_current
 from amsrm_core.scoring import Scorer, release
+from streams import heap
 from streams.app import app, settings
 from streams.pipeline import Pipeline
 from streams.processing import BatchProcessor, Outputs, ProducerSink
@@ -37,7 +38,9 @@ def scorer_options(settings: StreamSettings) -> dict:
 def start_scorer(settings: StreamSettings, load: Callable[[], Scorer]) -> Scorer | ProcessScorer:
     """``load()``'s scorer, in a child process unless ``AMSRM_SCORING_PROCESS=false``
     (streams.scoring_process)."""
-    return ProcessScorer(load, settings.torch_threads) if settings.scoring_process else load()
+    if settings.scoring_process:
+        return ProcessScorer(load, settings.torch_threads, settings.gc_tuning)
+    return load()
 
 
 def load_scorer(settings: StreamSettings) -> Scorer | ProcessScorer:
@@ -94,6 +97,7 @@ async def recommend(stream) -> None:
                 await pipeline.drain()  # batches in flight finish with the model that started them
                 release(processor.scorer)
                 processor.scorer = promoted
+                heap.refresh(settings.gc_tuning)  # the replaced model may have been frozen
             await pipeline.submit(events, processor.finish(await processor.prepare(events)))
             if time.monotonic() - last_report >= STATS_EVERY_S:
                 last_report = time.monotonic()

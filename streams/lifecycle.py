@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from streams import heap
 from streams.app import app, settings
 
 log = logging.getLogger(__name__)
@@ -14,3 +15,10 @@ async def log_assignment(sender, assigned, **kwargs) -> None:
     """One line per rebalance naming this worker's input partitions (tests and operators read it)."""
     partitions = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
     log.info("assigned %s partitions %s", settings.events_topic, partitions)
+
+
+@app.task
+async def settle_heap() -> None:
+    """Once the worker has started: freeze what start-up left alive and collect young garbage less
+    often, so full collections stop pausing the event loop (streams.heap, ``AMSRM_GC_TUNING``)."""
+    heap.settle(settings.gc_tuning)

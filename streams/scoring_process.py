@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from amsrm_core.scoring import Ranked, Scorer, Window
+from streams import heap
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class ScoringFailed(RuntimeError):
 # --- the child
 
 
-def _serve(requests: Connection, results: Connection, load: Callable[[], Scorer], threads: int) -> None:
+def _serve(requests: Connection, results: Connection, load: Callable[[], Scorer], threads: int,
+           gc_tuning: bool) -> None:
     """The child's main: load the scorer, then answer each request in order until the pipe closes."""
     parent = os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
@@ -68,6 +70,7 @@ def _serve(requests: Connection, results: Connection, load: Callable[[], Scorer]
     except BaseException as e:
         results.send(("error", f"the scoring process could not load its model: {e!r}"))
         return
+    heap.settle(gc_tuning)
     results.send(("ready", (scorer.version, scorer.max_len, scorer.k)))
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     threading.Thread(target=_receive, args=(requests, inbox), daemon=True).start()
@@ -97,8 +100,8 @@ def _exit_with_parent(parent: int) -> None:
 
 
 class ProcessScorer:
-    def __init__(self, load: Callable[[], Scorer], threads: int = 1) -> None:
-        self._load, self._threads = load, threads
+    def __init__(self, load: Callable[[], Scorer], threads: int = 1, gc_tuning: bool = True) -> None:
+        self._load, self._threads, self._gc_tuning = load, threads, gc_tuning
         self._pending: deque[asyncio.Future] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._start()
@@ -108,7 +111,8 @@ class ProcessScorer:
         child_requests, self._requests = context.Pipe(duplex=False)  # (read end, write end)
         self._results, child_results = context.Pipe(duplex=False)
         self._process = context.Process(target=_serve, name="amsrm-scoring", daemon=True,
-                                        args=(child_requests, child_results, self._load, self._threads))
+                                        args=(child_requests, child_results, self._load, self._threads,
+                                              self._gc_tuning))
         self._process.start()
         child_requests.close()
         child_results.close()

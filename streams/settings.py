@@ -56,6 +56,8 @@ class StreamSettings:
     batch_max: int = setting(256, "most events scored in one forward pass (micro-batch size)")
     batch_latency_ms: float = setting(10.0, "longest wait to fill a micro-batch before scoring what is there")
     pipeline_depth: int = setting(2, "micro-batches in flight: 2 scores one while reading the next")
+    gc_tuning: bool = setting(True, "freeze the objects alive after start-up and collect young garbage "
+                              "less often (streams.heap): no full-GC pauses of ~100 ms in the event loop")
     publish_samples: bool = setting(True, "publish a labelled sample (window before + event) per event")
     agent: str = setting("recommend", "which agent the worker runs: recommend, or passthrough (benchmark)")
     # --- validation of incoming events
