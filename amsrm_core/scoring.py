@@ -9,12 +9,16 @@ builds exactly the tensors of :func:`amsrm_core.batching.case_windows`: left-pad
 with 0, latest event last, unknown ids mapped to 1 (``Vocabulary.lookup``), no
 behaviour → 0, and the batch trimmed to its longest window as
 ``WindowTensors.batch`` does.  It then scores with ``model.full_sort_predict`` (what
-the offline evaluator calls) under ``torch.inference_mode``, with two savings that do
-not change the result: windows are grouped by length (up to 4, 8, 16, … events) and
-each group is trimmed to its longest window, so short histories do not pay for the
-padding of long ones; and for models that use the base class's ``full_sort_predict``
-(hidden state · item representations) the item representations, a constant of a
-frozen model, are computed once instead of once per batch.
+the offline evaluator calls) under ``torch.inference_mode``, with savings that change
+the Top-K by float rounding at most (the parity tests' tolerance): windows are grouped
+by length (up to 4, 8, 16, … events) and each group is trimmed to its longest window,
+so short histories do not pay for the padding of long ones; and for models that use
+the base class's ``full_sort_predict`` (hidden state · item representations) the item
+representations, a constant of a
+frozen model, are computed once instead of once per batch.  On the CPU that product is
+numpy's (OpenBLAS) rather than torch's (MKL): on the AMD EPYC development machine, for a
+micro-batch of 256 against Beauty's 12,103 items on one thread, 21 µs per event instead of
+54 (MKL takes a slow path on non-Intel CPUs; docs/BENCHMARKS.md, "Scoring").
 
 Masking: padding and unknown (indices 0 and 1) are never recommended; with
 ``exclude_window`` the items of the scored window are not either.  The offline
@@ -40,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from amsrm_core.checkpoint import LoadedCheckpoint, load_checkpoint
 from amsrm_core.models.base import Recommender
@@ -103,9 +108,23 @@ def mask_(scores: torch.Tensor, item_seq: torch.Tensor, exclude_window: bool) ->
     return scores
 
 
+class _LastHidden(torch.nn.Module):
+    """The forward pass's last position (the model side of ``full_sort_predict``), as a module so
+    it can be traced (see ``Scorer``): the CPU hot path, which takes the product in numpy."""
+
+    def __init__(self, model: Recommender) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, item_seq: torch.Tensor, behaviour_seq: torch.Tensor, user: torch.Tensor
+                ) -> torch.Tensor:
+        batch = {"item_seq": item_seq, "behaviour_seq": behaviour_seq, "user": user}
+        return self.model.forward(batch)[:, -1, :]
+
+
 class _TopK(torch.nn.Module):
     """Forward pass, product with the frozen item representations, masking and Top-K: the scorer's
-    whole hot path for base-class models, as one module so it can be traced (see ``Scorer``)."""
+    whole hot path for base-class models on an accelerator, as one module so it can be traced."""
 
     def __init__(self, model: Recommender, item_reps: torch.Tensor, k: int, exclude_window: bool) -> None:
         super().__init__()
@@ -117,6 +136,10 @@ class _TopK(torch.nn.Module):
         hidden = self.model.forward(batch)[:, -1, :]  # (B, H), as Recommender.full_sort_predict
         scores = (hidden @ self.item_reps.T).float()  # (B, n_items), a fresh tensor we may write into
         return torch.topk(mask_(scores, item_seq, self.exclude_window), self.k, dim=1)
+
+
+def _tuple(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return outputs if isinstance(outputs, tuple) else (outputs,)
 
 
 class Scorer:
@@ -150,6 +173,11 @@ class Scorer:
         self.version = f"{manifest.get('model', 'model')}-{manifest.get('weights_sha256', '')[:12]}"
         self.popularity = self._popularity_scores(popularity, n_items)
         self._item_reps = self._frozen_item_representations()
+        self._item_reps_t: np.ndarray | None = None  # (H, n_items) float32 for numpy's BLAS, CPU only
+        if self._item_reps is not None and self.device.type == "cpu":
+            self._item_reps_t = np.ascontiguousarray(self._item_reps.detach().float().T.numpy())
+            # numpy's BLAS would start a thread per core: give it torch's thread count
+            threadpool_limits(torch.get_num_threads(), user_api="blas")
         self._kernel = self._trace() if traced and self._item_reps is not None else None
 
     @classmethod
@@ -187,8 +215,11 @@ class Scorer:
 
     @torch.inference_mode()
     def _trace(self) -> torch.jit.ScriptModule | None:
-        """The traced ``_TopK``, if it reproduces the eager module exactly on two other shapes."""
-        eager = _TopK(self.model, self._item_reps, self.k, self.exclude_window).eval()
+        """The traced hot path (``_LastHidden`` on the CPU, else ``_TopK``), if it reproduces the
+        eager module exactly on two other shapes."""
+        eager: torch.nn.Module = (
+            _LastHidden(self.model) if self._item_reps_t is not None
+            else _TopK(self.model, self._item_reps, self.k, self.exclude_window)).eval()
         item = min(UNKNOWN + 1, len(self.item_vocab) - 1)
 
         def example(rows: int, width: int) -> tuple[torch.Tensor, ...]:
@@ -203,7 +234,8 @@ class Scorer:
                 traced = torch.jit.trace(eager, example(2, 3), check_trace=False)
             for shape in ((1, 1), (3, self.max_len)):
                 inputs = example(*shape)
-                if not all(torch.equal(a, b) for a, b in zip(traced(*inputs), eager(*inputs), strict=True)):
+                if not all(torch.equal(a, b) for a, b in zip(_tuple(traced(*inputs)), _tuple(eager(*inputs)),
+                                                              strict=True)):
                     raise ValueError(f"traced scores differ from eager ones at shape {shape}")
         except Exception as e:  # scoring stays correct, only slower next to a busy thread
             log.warning("scoring %s eagerly: tracing failed (%s)", type(self.model).__name__, e)
@@ -214,7 +246,14 @@ class Scorer:
         """``model.full_sort_predict(batch)``, with the constant item side computed once."""
         if self._item_reps is None:
             return self.model.full_sort_predict(batch)
-        return self.model.forward(batch)[:, -1, :] @ self._item_reps.T  # as Recommender.full_sort_predict
+        hidden = self.model.forward(batch)[:, -1, :]
+        return self._product(hidden)  # as Recommender.full_sort_predict
+
+    def _product(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (B, H) · the frozen item representations: numpy's BLAS on the CPU (module docstring)."""
+        if self._item_reps_t is None:
+            return hidden @ self._item_reps.T  # type: ignore[union-attr]  # only called when frozen
+        return torch.from_numpy(hidden.detach().float().numpy() @ self._item_reps_t)
 
     def encode(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
         """The left-padded batch of ``case_windows``/``WindowTensors.batch`` for raw windows."""
@@ -292,7 +331,10 @@ class Scorer:
             return self._top_k(self.masked_scores(batch))
         on_device = [batch[name] if self.device.type == "cpu" else batch[name].to(self.device)
                      for name in ("item_seq", "behaviour_seq", "user")]
-        return self._ranked(*self._kernel(*on_device))
+        if self._item_reps_t is None:
+            return self._ranked(*self._kernel(*on_device))
+        scores = self._product(self._kernel(*on_device))  # a fresh array: masked in place
+        return self._top_k(mask_(scores, on_device[0], self.exclude_window))
 
     def _top_k(self, scores: torch.Tensor, fallback: str | None = None) -> list[Ranked]:
         return self._ranked(*torch.topk(scores, self.k, dim=1), fallback)
