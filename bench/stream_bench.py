@@ -10,7 +10,8 @@ For each agent (same batching settings; a fresh embedded broker, topics and work
 Then the in-run baselines, throughput only: both agents with Faust's own message hand-off
 (``eager_dispatch=false``, the baseline of streams.dispatch), the scoring agent scoring in a
 thread instead of its child process (``scoring_process=false``, the baseline of
-streams.scoring_process), and with the embedded broker's recovery work-around
+streams.scoring_process), with Python's own GC settings (``gc_tuning=false``, the baseline of
+streams.heap), and with the embedded broker's recovery work-around
 (producer_max_batch_size=1), to show what that setting costs.
 
 On a machine with more cores, ``--worker-cpus 0 1`` pins each worker (and its scoring process)
@@ -272,6 +273,7 @@ def in_run_baselines(base: StreamSettings, scoring: StreamSettings, source: Even
         "passthrough_faust_handoff": throughput("passthrough", base.replace(eager_dispatch=False)),
         "recommend_faust_handoff": throughput("recommend", scoring.replace(eager_dispatch=False)),
         "recommend_scoring_thread": throughput("recommend", scoring.replace(scoring_process=False)),
+        "recommend_gc_defaults": throughput("recommend", scoring.replace(gc_tuning=False)),
         "recommend_recovery_safe": throughput("recommend", scoring, recovery_safe=True, run_plan=safe_plan),
     }
 
