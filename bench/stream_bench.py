@@ -1,18 +1,21 @@
 """Streaming benchmark: one worker on the embedded broker, scoring agent vs a no-op passthrough agent.
 
-For each agent (same batching settings; a fresh embedded broker, topics and worker per run):
-1. throughput, ``--throughput-runs`` times (median reported): preload N events, start the
-   worker, measure the steady output rate (middle 80 % of the outputs) while it drains them;
-2. latency: for each rate, a fresh broker, topics and worker; a short warm-up at the rate, then
-   events offered for a fixed time, event → output latency measured at a consumer (receive
-   time − event timestamp, one clock); and one phase on the last throughput worker, whose
-   topics hold the backlog, to show how the embedded broker slows down as partitions fill.
-Then the in-run baselines, throughput only: both agents with Faust's own message hand-off
-(``eager_dispatch=false``, the baseline of streams.dispatch), the scoring agent scoring in a
-thread instead of its child process (``scoring_process=false``, the baseline of
-streams.scoring_process), with Python's own GC settings (``gc_tuning=false``, the baseline of
-streams.heap), and with the embedded broker's recovery work-around
-(producer_max_batch_size=1), to show what that setting costs.
+Every measurement gets a fresh embedded broker, fresh topics and a fresh worker.
+1. Throughput, in rounds (every variant once per round, ``--throughput-runs`` rounds, the
+   median reported, so a drift of the machine's speed hits every variant alike): preload N
+   events, start the worker, measure the steady output rate (middle 80 % of the outputs)
+   while it drains them, and the CPU per event of broker, worker and benchmark.  The
+   variants: the passthrough, the scoring agent on each device, and the in-run baselines:
+   both agents with Faust's own message hand-off (``eager_dispatch=false``, the baseline of
+   streams.dispatch), the scoring agent with its scorer in a thread instead of its child
+   process (``scoring_process=false``, streams.scoring_process), with Python's own GC
+   settings (``gc_tuning=false``, streams.heap), and with the embedded broker's recovery
+   work-around (producer_max_batch_size=1, one run), to show what each choice buys.
+   In the last round, a latency phase on the full topics of the passthrough's and the
+   scoring agent's run shows how the embedded broker slows down as partitions fill.
+2. Latency, per offered rate the agents in turn: a short warm-up at the rate, then events
+   offered for a fixed time, event → output latency at a consumer (receive time − event
+   timestamp, one clock).
 
 On a machine with more cores, ``--worker-cpus 0 1`` pins each worker (and its scoring process)
 to two cores; run the script itself with ``taskset -c 2-15`` so the broker and the load
@@ -40,6 +43,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import orjson
 import torch
 
@@ -81,29 +85,31 @@ class Plan:
 
 
 class EventSource:
-    """Hands out consecutive slices of the data set's events in replay order.
+    """Hands out slices of the data set's events in replay order, whole user histories per slice.
 
     Amazon Beauty has no clock, so its replay order interleaves whole user histories in
-    blocks of ``block_events`` (``producers.events.replay_order``): with blocks of one
-    throughput run's size, each fresh worker sees histories grow as in a live stream
-    (time order would give every event of a run an empty window).
-    Past the end it starts over (a user buying again), with event ids made unique per pass.
+    blocks (``producers.events.replay_order``); a slice of ``n`` events is the next block
+    of an order built with blocks of ``n``, so each fresh worker sees its users' histories
+    grow from the first event as in a live stream (time order would give every event of a
+    run an empty window).  Past the end an order starts over (a user buying again), with
+    event ids made unique per pass.
     """
 
-    def __init__(self, data: InteractionData, block_events: int) -> None:
-        self.data, self.next, self.passes = data, 0, 0
-        self.order = replay_order(data, block_events=block_events)
+    def __init__(self, data: InteractionData) -> None:
+        self.data = data
+        self._orders: dict[int, np.ndarray] = {}  # block size → its replay order
+        self._next: collections.Counter[int] = collections.Counter()  # block size → next position
 
     def take(self, n: int) -> list[dict]:
+        order = self._orders.setdefault(n, replay_order(self.data, block_events=n))
         events: list[dict] = []
         while len(events) < n:
-            chunk = self.order[self.next:self.next + n - len(events)]
-            suffix = f"~{self.passes}" if self.passes else ""
+            passes, start = divmod(self._next[n], len(order))
+            chunk = order[start:start + n - len(events)]
+            suffix = f"~{passes}" if passes else ""
             events.extend({**e, "event_id": e["event_id"] + suffix}
                           for e in dataset_events(self.data, order=chunk))
-            self.next += len(chunk)
-            if self.next == len(self.order):
-                self.next, self.passes = 0, self.passes + 1
+            self._next[n] += len(chunk)
         return events
 
 
@@ -210,72 +216,108 @@ def latency_phase(settings: StreamSettings, source: EventSource, rate: float, pl
                   seen_before: list[dict] | None = None) -> dict:
     """A warm-up at ``rate`` (not measured), then the measured phase, on an already running worker
     (which has already scored ``seen_before``)."""
-    warmup = source.take(int(rate * plan.warmup_s))
-    asyncio.run(offered_rate(settings, warmup, rate, drain_s=60))
-    events = source.take(int(rate * plan.seconds_per_rate))
-    result = asyncio.run(offered_rate(settings, events, rate, drain_s=60))
-    earlier = (seen_before or []) + warmup
-    result["window_length"] = window_lengths(earlier + events, plan.window_length, skip=len(earlier))
+    n_warmup = int(rate * plan.warmup_s)
+    events = source.take(n_warmup + int(rate * plan.seconds_per_rate))  # one slice: whole histories
+    asyncio.run(offered_rate(settings, events[:n_warmup], rate, drain_s=60))
+    result = asyncio.run(offered_rate(settings, events[n_warmup:], rate, drain_s=60))
+    earlier = seen_before or []
+    result["window_length"] = window_lengths(earlier + events, plan.window_length,
+                                             skip=len(earlier) + n_warmup)
     return result
 
 
-def run_agent(agent: str, base: StreamSettings, source: EventSource, plan: Plan, workdir: Path, model: Path,
-              latency: bool = True, recovery_safe: bool = False) -> dict:
-    """Throughput on a preloaded backlog (fresh broker, topics and worker per run), then latency per rate.
+@dataclasses.dataclass
+class Variant:
+    """One worker configuration whose throughput is measured."""
 
-    Each latency rate gets a fresh broker, topics and worker too: the embedded broker's fetches slow
-    down as partitions fill (docs/BENCHMARKS.md), so topics already holding the
-    throughput backlog would measure the broker more than the worker.  One phase at the backlog
-    rate on the last throughput run's full topics shows that effect in the same run.
-    """
-    runs, latencies, after_backlog = [], {}, None
-    for run in range(plan.throughput_runs):
-        with contextlib.ExitStack() as stacks:
-            broker = stacks.enter_context(fresh_broker(workdir))
-            settings = embedded_settings(settings_for(base, agent, workdir, model), broker, recovery_safe)
-            asyncio.run(create_topics(settings))
-            events = source.take(plan.throughput_events)
-            asyncio.run(preload(settings, events))
-            stack = stacks.enter_context(LocalStack(settings, workdir, broker=broker,
-                                                    recovery_safe=recovery_safe, worker_cpus=pinned(plan)))
-            worker_pid = stack.worker.pid if stack.worker else None
-            before = cpu_use(broker, worker_pid)
-            runs.append(asyncio.run(drain(stack.settings, plan.throughput_events)))
-            after = cpu_use(broker, worker_pid)
-            # per event drained; the broker's share includes serving the benchmark's producer and consumer
-            runs[-1]["cpu_us_per_event"] = {
-                name: round((after[name] - before[name]) / plan.throughput_events * 1e6) for name in after}
-            runs[-1]["window_length"] = window_lengths(events, plan.window_length)
-            log.info("%s throughput, run %d: %s", agent, run + 1, runs[-1])
-            if latency and run == plan.throughput_runs - 1:
-                after_backlog = latency_phase(stack.settings, source, plan.backlog_rate, plan, events)
-                log.info("%s at %s ev/s after the backlog: %s", agent, plan.backlog_rate, after_backlog)
-    for rate in plan.rates if latency else ():
-        with fresh_broker(workdir) as broker, LocalStack(
-                embedded_settings(settings_for(base, agent, workdir, model), broker), workdir, broker=broker,
-                worker_cpus=pinned(plan)) as stack:
-            latencies[str(int(rate))] = latency_phase(stack.settings, source, rate, plan)
-            log.info("%s at %s ev/s: %s", agent, rate, latencies[str(int(rate))])
-    throughput = {"events_per_s": statistics.median(r["events_per_s"] for r in runs), "runs": runs}
-    return {"throughput": throughput, "latency": latencies, "latency_after_backlog": after_backlog}
+    name: str
+    agent: str
+    settings: StreamSettings
+    recovery_safe: bool = False
+    runs: int | None = None  # None: the plan's throughput_runs
+    events: int | None = None  # None: the plan's throughput_events
+    backlog_latency: bool = False  # also the latency phase on the last run's full topics
 
 
-def in_run_baselines(base: StreamSettings, scoring: StreamSettings, source: EventSource, plan: Plan,
-                     workdir: Path, model: Path) -> dict:
-    """Throughput of the variants this project's choices are measured against, in the same run."""
-    def throughput(agent: str, settings: StreamSettings, recovery_safe: bool = False,
-                   run_plan: Plan = plan) -> dict:
-        return run_agent(agent, settings, source, run_plan, workdir, model, latency=False,
-                         recovery_safe=recovery_safe)["throughput"]
+def throughput_run(variant: Variant, source: EventSource, plan: Plan, workdir: Path, model: Path,
+                   backlog_latency: bool) -> dict:
+    """A fresh broker, topics and worker draining a preloaded backlog; optionally then the latency
+    phase at the backlog rate on those full topics (the embedded broker's slow-down, same run)."""
+    n = variant.events or plan.throughput_events
+    with contextlib.ExitStack() as stacks:
+        broker = stacks.enter_context(fresh_broker(workdir))
+        settings = embedded_settings(settings_for(variant.settings, variant.agent, workdir, model), broker,
+                                     variant.recovery_safe)
+        asyncio.run(create_topics(settings))
+        events = source.take(n)
+        asyncio.run(preload(settings, events))
+        stack = stacks.enter_context(LocalStack(settings, workdir, broker=broker, worker_cpus=pinned(plan),
+                                                recovery_safe=variant.recovery_safe))
+        worker_pid = stack.worker.pid if stack.worker else None
+        before = cpu_use(broker, worker_pid)
+        result = asyncio.run(drain(stack.settings, n))
+        after = cpu_use(broker, worker_pid)
+        # per event drained; the broker's share includes serving the benchmark's producer and consumer
+        result["cpu_us_per_event"] = {name: round((after[name] - before[name]) / n * 1e6) for name in after}
+        result["window_length"] = window_lengths(events, plan.window_length)
+        log.info("%s throughput: %s", variant.name, result)
+        if backlog_latency:
+            result["latency_after_backlog"] = latency_phase(stack.settings, source, plan.backlog_rate, plan,
+                                                            events)
+            log.info("%s at %s ev/s after the backlog: %s", variant.name, plan.backlog_rate,
+                     result["latency_after_backlog"])
+    return result
 
-    safe_plan = dataclasses.replace(plan, throughput_events=plan.recovery_safe_events, throughput_runs=1)
-    return {
-        "passthrough_faust_handoff": throughput("passthrough", base.replace(eager_dispatch=False)),
-        "recommend_faust_handoff": throughput("recommend", scoring.replace(eager_dispatch=False)),
-        "recommend_scoring_thread": throughput("recommend", scoring.replace(scoring_process=False)),
-        "recommend_gc_defaults": throughput("recommend", scoring.replace(gc_tuning=False)),
-        "recommend_recovery_safe": throughput("recommend", scoring, recovery_safe=True, run_plan=safe_plan),
-    }
+
+def measure_throughput(variants: list[Variant], source: EventSource, plan: Plan, workdir: Path,
+                       model: Path) -> dict[str, dict]:
+    """Every variant once per round, rounds repeated: a machine that slows down or speeds up
+    during the benchmark (seen here: the same configuration 30 % slower ten minutes later)
+    then shifts every variant alike instead of whichever ran last."""
+    runs: dict[str, list[dict]] = {v.name: [] for v in variants}
+    rounds = max(v.runs or plan.throughput_runs for v in variants)
+    for round_ in range(rounds):
+        for v in variants:
+            wanted = v.runs or plan.throughput_runs
+            if round_ < wanted:
+                runs[v.name].append(throughput_run(v, source, plan, workdir, model,
+                                                   v.backlog_latency and round_ == wanted - 1))
+    return {name: {"events_per_s": statistics.median(r["events_per_s"] for r in rs), "runs": rs}
+            for name, rs in runs.items()}
+
+
+def measure_latency(agents: dict[str, tuple[str, StreamSettings]], source: EventSource, plan: Plan,
+                    workdir: Path, model: Path) -> dict[str, dict[str, dict]]:
+    """Per offered rate, each agent on a fresh broker, topics and worker (the broker's fetches
+    slow down as partitions fill: docs/BENCHMARKS.md), agents alternating within each rate."""
+    out: dict[str, dict[str, dict]] = {name: {} for name in agents}
+    for rate in plan.rates:
+        for name, (agent, settings) in agents.items():
+            with fresh_broker(workdir) as broker, LocalStack(
+                    embedded_settings(settings_for(settings, agent, workdir, model), broker), workdir,
+                    broker=broker, worker_cpus=pinned(plan)) as stack:
+                out[name][str(int(rate))] = latency_phase(stack.settings, source, rate, plan)
+            log.info("%s at %s ev/s: %s", name, rate, out[name][str(int(rate))])
+    return out
+
+
+def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: Plan,
+                baselines: bool) -> list[Variant]:
+    """The passthrough and the scoring agent on each device, then the in-run baselines: the
+    variants this project's choices are measured against."""
+    variants = [Variant("passthrough", "passthrough", base, backlog_latency=True)]
+    variants += [Variant(f"recommend-{d}", "recommend", s, backlog_latency=i == 0)
+                 for i, (d, s) in enumerate(scoring.items())]
+    if baselines:
+        headline = next(iter(scoring.values()))
+        variants += [
+            Variant("passthrough_faust_handoff", "passthrough", base.replace(eager_dispatch=False)),
+            Variant("recommend_faust_handoff", "recommend", headline.replace(eager_dispatch=False)),
+            Variant("recommend_scoring_thread", "recommend", headline.replace(scoring_process=False)),
+            Variant("recommend_gc_defaults", "recommend", headline.replace(gc_tuning=False)),
+            Variant("recommend_recovery_safe", "recommend", headline, recovery_safe=True, runs=1,
+                    events=plan.recovery_safe_events)]
+    return variants
 
 
 def main() -> None:
@@ -317,15 +359,16 @@ def main() -> None:
     # production-like batching; only the partition count and the broker work-arounds are set
     base = StreamSettings.load({}).replace(partitions=args.partitions, output_partitions=args.partitions)
     plan.window_length = base.window_length or load_checkpoint(model).model.config.max_len
-    source = EventSource(data, block_events=plan.throughput_events)
+    source = EventSource(data)
     scoring = {device: base.replace(device=device) for device in args.devices}
-    baselines: dict = {}
-    runs = {"passthrough": run_agent("passthrough", base, source, plan, args.workdir, model)}
-    for device, settings in scoring.items():
-        runs[f"recommend-{device}"] = run_agent("recommend", settings, source, plan, args.workdir, model)
+    throughput = measure_throughput(variants_of(base, scoring, plan, not args.no_baselines), source, plan,
+                                    args.workdir, model)
+    latency = measure_latency({"passthrough": ("passthrough", base),
+                               **{f"recommend-{d}": ("recommend", s) for d, s in scoring.items()}},
+                              source, plan, args.workdir, model)
+    runs = {name: {"throughput": throughput.pop(name), "latency": latency[name]} for name in latency}
+    baselines = throughput  # what is left
     headline = scoring[args.devices[0]]
-    if not args.no_baselines:
-        baselines = in_run_baselines(base, headline, source, plan, args.workdir, model)
     effective = embedded_settings(settings_for(headline, "recommend", args.workdir, model),
                                   EmbeddedBroker())  # not started: only its work-around settings are recorded
     passthrough, recommend = runs["passthrough"], runs[f"recommend-{args.devices[0]}"]
@@ -337,8 +380,9 @@ def main() -> None:
         "ratio_to_passthrough": round(rec_eps / pass_eps, 3) if pass_eps else None,
         "latency_ms": {rate: r["latency_ms"] for rate, r in recommend["latency"].items()},
         "passthrough_latency_ms": {rate: r["latency_ms"] for rate, r in passthrough["latency"].items()},
-        "latency_after_backlog_ms": {"passthrough": passthrough["latency_after_backlog"]["latency_ms"],
-                                     "recommend": recommend["latency_after_backlog"]["latency_ms"]},
+        "latency_after_backlog_ms": {
+            name: run["throughput"]["runs"][-1]["latency_after_backlog"]["latency_ms"]
+            for name, run in (("passthrough", passthrough), ("recommend", recommend))},
         "events_per_s_by_device": {d: runs[f"recommend-{d}"]["throughput"]["events_per_s"] for d in scoring},
         "latency_ms_by_device": {
             d: {rate: r["latency_ms"] for rate, r in run["latency"].items()}
