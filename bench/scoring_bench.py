@@ -6,7 +6,8 @@ Windows are real histories (the latest ``max_len`` events before each leave-one-
 case), scored with one torch thread, as the stream worker does.  The baseline, measured in
 the same run on the same windows, is the plain path: encode, then ``model.full_sort_predict``
 on the whole batch (item representations recomputed, no grouping by length), masking and
-Top-K.  Medians over ``--repeats`` runs.
+Top-K.  Medians over ``--repeats`` runs.  Also the product with the item representations
+alone: the CPU scorer's (numpy's BLAS) against torch's, on random hidden states.
 
 Then the stream worker's situation: the scorer in a thread next to a thread that keeps the
 GIL busy with Python (as the worker's event loop does), traced (the default) and eager
@@ -68,6 +69,25 @@ def per_event_us(fn, windows: list[Window], batch: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def item_product_us(scorer: Scorer, rows: int, repeats: int) -> dict[str, float]:
+    """µs/event of the product hidden (rows, H) · item representations: the CPU scorer's (numpy's
+    BLAS) against torch's, on the same random hidden states, 20 products per repeat."""
+    reps = scorer._item_reps  # the scorer's frozen (n_items, H) matrix
+    hidden = torch.randn(rows, reps.shape[1])
+    paths = {"scorer": lambda: scorer._product(hidden), "torch": lambda: hidden @ reps.T}
+    out = {}
+    for name, product in paths.items():
+        product()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for _ in range(20):
+                product()
+            times.append((time.perf_counter() - started) / (20 * rows) * 1e6)
+        out[name] = round(statistics.median(times), 1)
+    return out
+
+
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
@@ -109,6 +129,10 @@ def main() -> None:
         rows[str(b)] = {"scorer_us_per_event": round(scorer_us, 1), "plain_us_per_event": round(plain_us, 1),
                         "speedup": round(plain_us / scorer_us, 2)}
         print(f"batch {b}: scorer {scorer_us:.1f} µs/event, plain {plain_us:.1f} µs/event", flush=True)
+    products = {}
+    if scorer._item_reps is not None:
+        products = {str(b): item_product_us(scorer, b, args.repeats) for b in args.batches}
+        print(f"item product, µs/event (scorer vs torch): {products}", flush=True)
     eager = Scorer.from_checkpoint(args.checkpoint, device=args.device, traced=False)
     few, b = windows[:args.contended_windows], args.contended_batch
     contended = {"batch": b, "windows": len(few),
@@ -120,7 +144,8 @@ def main() -> None:
     result = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
               "load_average": os.getloadavg(), "checkpoint": str(args.checkpoint), "dataset": args.dataset,
               "windows": len(windows), "repeats": args.repeats, "torch_threads": 1, "batches": rows,
-              "device": args.device, "device_name": device_name(scorer.device), "contended": contended}
+              "device": args.device, "device_name": device_name(scorer.device), "contended": contended,
+              "item_product_us_per_event": products}
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True))
     print(f"wrote {args.out}")
 
