@@ -181,24 +181,29 @@ async def offered_rate(settings: StreamSettings, events: list[dict], rate: float
             "latency_ms_per_2s": measurement.percentiles_per_slice(max(1, int(rate * 2)))}
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of process ``pid`` and its children so far, from /proc (Linux)."""
+def cpu_seconds(pid: int | None) -> tuple[float, float]:
+    """User + system CPU seconds so far of process ``pid`` itself and of its children, from /proc."""
+    own = children = 0.0
     if pid is None:
-        return 0.0
-    total = 0.0
+        return own, children
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if int(stat.parent.name) == pid:
+            own += seconds
+        elif int(fields[1]) == pid:  # fields[1]: the parent's pid
+            children += seconds
+    return own, children
 
 
 def cpu_use(broker: EmbeddedBroker, worker_pid: int | None) -> dict[str, float]:
-    """CPU seconds so far of the broker, the worker (with its scoring process) and this process."""
-    return {"broker": cpu_seconds(broker.pid), "worker": cpu_seconds(worker_pid),
+    """CPU seconds so far of the broker, the worker process (its event loop), the worker's children
+    (its scoring process), and this process."""
+    worker, scoring = cpu_seconds(worker_pid)
+    return {"broker": sum(cpu_seconds(broker.pid)), "worker": worker, "scoring": scoring,
             "benchmark": time.process_time()}
 
 
