@@ -15,7 +15,7 @@ from amsrm_core.batching import case_windows
 from amsrm_core.checkpoint import LoadedCheckpoint, load_checkpoint
 from amsrm_core.runner import build_model, make_split
 from amsrm_core.schema import InteractionData
-from amsrm_core.scoring import FALLBACK_POPULARITY, Scorer, Window, load_popularity
+from amsrm_core.scoring import FALLBACK_POPULARITY, MIN_GROUP_ROWS, Scorer, Window, load_popularity
 from amsrm_core.vocab import UNKNOWN
 from streams.checkpoints import ensure_checkpoint
 
@@ -157,3 +157,18 @@ def test_one_group_gives_the_grouped_top_k(checkpoint_dir, small_synthetic):
     whole = Scorer.from_checkpoint(checkpoint_dir, k=K, group_by_length=False).recommend(windows)
     assert [r.items for r in whole] == [r.items for r in grouped]
     assert np.allclose([r.scores for r in whole], [r.scores for r in grouped], atol=1e-5)
+
+
+@pytest.mark.parametrize("counts", [(40, 40, 40), (5, 3, 40, 2), (40, 5), (3,), (10, 10, 10, 10)])
+def test_length_groups_cover_every_row_once_and_small_groups_join_longer_ones(counts):
+    """Rows of lengths 4, 8, 16, 30 (one bucket each) in the given numbers: every row in exactly one
+    group, no group smaller than MIN_GROUP_ROWS unless all rows are fewer, short windows first."""
+    lengths = np.repeat([4, 8, 16, 30][:len(counts)], counts)
+    rows = np.random.default_rng(0).permutation(len(lengths))
+    groups = Scorer._length_buckets(rows, lengths)
+    assert sorted(np.concatenate(groups).tolist()) == sorted(rows.tolist())
+    assert all(len(g) >= MIN_GROUP_ROWS for g in groups) or len(groups) == 1
+    widths = [int(lengths[g].max()) for g in groups]
+    assert widths == sorted(widths)
+    if min(counts) >= MIN_GROUP_ROWS:
+        assert len(groups) == len(counts)  # large enough: one group per length bucket, as before
