@@ -323,7 +323,7 @@ class Scorer:
         every group costs a forward pass, a product and a Top-K call of its own, which small
         groups do not pay back (bench/scoring_bench.py: a batch of 8 cost 260 µs/event grouped,
         165 as one group; from 64 on grouping wins): a group of fewer than ``MIN_GROUP_ROWS``
-        rows joins the next longer one.
+        rows joins the next longer one (the longest stays on its own).
         """
         if not len(rows):
             return []
@@ -335,8 +335,8 @@ class Scorer:
             short = group if len(group) < MIN_GROUP_ROWS else None
             if short is None:
                 groups.append(group)
-        if short is not None:  # the longest windows' group is small too: join the previous one
-            groups = [*groups[:-1], np.concatenate([groups[-1], short])] if groups else [short]
+        if short is not None:  # the longest windows stay a group of their own: joining the
+            groups.append(short)  # previous group would pad all of its rows to their width
         return groups
 
     def _warm_top_k(self, batch: dict[str, torch.Tensor]) -> list[Ranked]:
