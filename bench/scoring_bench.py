@@ -6,7 +6,8 @@ Windows are real histories (the latest ``max_len`` events before each leave-one-
 case), scored with one torch thread, as the stream worker does.  The baseline, measured in
 the same run on the same windows, is the plain path: encode, then ``model.full_sort_predict``
 on the whole batch (item representations recomputed, no grouping by length), masking and
-Top-K.  Medians over ``--repeats`` runs.  Also the product with the item representations
+Top-K; and the scorer without grouping by length (one group per batch, as on accelerators).
+Medians over ``--repeats`` runs.  Also the product with the item representations
 alone: the CPU scorer's (numpy's BLAS) against torch's, on random hidden states.
 
 Then the stream worker's situation: the scorer in a thread next to a thread that keeps the
@@ -122,13 +123,17 @@ def main() -> None:
     scorer = Scorer.from_checkpoint(args.checkpoint, device=args.device)
     windows = real_windows(args.dataset, scorer.max_len, args.windows)
     per_event_us(scorer.recommend, windows[:256], 64, 1)  # warm-up
+    one_group = Scorer.from_checkpoint(args.checkpoint, device=args.device, group_by_length=False)
     rows = {}
     for b in args.batches:
         scorer_us = per_event_us(scorer.recommend, windows, b, args.repeats)
         plain_us = per_event_us(lambda w: plain_recommend(scorer, w), windows, b, args.repeats)
+        one_group_us = per_event_us(one_group.recommend, windows, b, args.repeats)
         rows[str(b)] = {"scorer_us_per_event": round(scorer_us, 1), "plain_us_per_event": round(plain_us, 1),
+                        "one_group_us_per_event": round(one_group_us, 1),
                         "speedup": round(plain_us / scorer_us, 2)}
-        print(f"batch {b}: scorer {scorer_us:.1f} µs/event, plain {plain_us:.1f} µs/event", flush=True)
+        print(f"batch {b}: scorer {scorer_us:.1f} µs/event, plain {plain_us:.1f}, one length group "
+              f"{one_group_us:.1f}", flush=True)
     products = {}
     if scorer._item_reps is not None:
         products = {str(b): item_product_us(scorer, b, args.repeats) for b in args.batches}

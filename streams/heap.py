@@ -4,9 +4,9 @@ CPython's cyclic collector runs a young collection every 700 net container alloc
 and, every so often, a full one that walks every live object.  A worker holds over a
 million long-lived objects (torch, Faust, aiokafka and their modules) and allocates many
 short-lived ones per event (parsed events, windows, messages), so with the defaults the
-full collections pause the event loop for 100–170 ms each (14 of them in one
-20,000-event drain) and the young ones cost tens of µs per event
-(docs/BENCHMARKS.md, "Streaming").
+full collections pause the event loop for up to ~170 ms (13–14 of them over start-up and
+one 20,000-event drain) and all collections take ~2.7 s of such a worker's life, against
+~0.9 s with ``settle`` (bench/gc_bench.py; docs/BENCHMARKS.md, "Garbage collection").
 
 ``settle`` is called once the worker has loaded everything: it moves what exists into
 the permanent generation (``gc.freeze``: never walked again) and raises the young
