@@ -14,11 +14,11 @@ the Top-K by float rounding at most (the parity tests' tolerance): windows are g
 by length (up to 4, 8, 16, … events) and each group is trimmed to its longest window,
 so short histories do not pay for the padding of long ones; and for models that use
 the base class's ``full_sort_predict`` (hidden state · item representations) the item
-representations, a constant of a
-frozen model, are computed once instead of once per batch.  On the CPU that product is
-numpy's (OpenBLAS) rather than torch's (MKL): on the AMD EPYC development machine, for a
-micro-batch of 256 against Beauty's 12,103 items on one thread, 21 µs per event instead of
-54 (MKL takes a slow path on non-Intel CPUs; docs/BENCHMARKS.md, "Scoring").
+representations, a constant of a frozen model, are computed once instead of once per
+batch.  On the CPU that product is numpy's (OpenBLAS) rather than torch's (MKL): on the
+AMD EPYC development machine, one thread, Beauty's 12,103 items, 22.6 µs per event instead
+of 46.7 for a micro-batch of 256 (bench/scoring_bench.py; docs/BENCHMARKS.md, "Scoring on
+the CPU").
 
 Masking: padding and unknown (indices 0 and 1) are never recommended; with
 ``exclude_window`` the items of the scored window are not either.  The offline
@@ -321,9 +321,9 @@ class Scorer:
         Each group is trimmed to its own longest window, as ``WindowTensors.batch`` trims a
         batch; the transformer's cost grows with the width, and most windows are short.  But
         every group costs a forward pass, a product and a Top-K call of its own, which small
-        groups do not pay back (bench/scoring_bench.py: a batch of 8 cost 260 µs/event grouped,
-        165 as one group; from 64 on grouping wins): a group of fewer than ``MIN_GROUP_ROWS``
-        rows joins the next longer one (the longest stays on its own).
+        groups do not pay back, so a group of fewer than ``MIN_GROUP_ROWS`` rows joins the next
+        longer one (the longest stays on its own).  bench/scoring_bench.py compares with one
+        group per batch: about equal for micro-batches of 16 and 64, a third cheaper at 256.
         """
         if not len(rows):
             return []
