@@ -36,6 +36,7 @@ embeddings and CE, frequent items grow larger norms), with a logged warning.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from collections.abc import Sequence
@@ -313,6 +314,11 @@ class Scorer:
             for row, ranked in zip(cold_rows, self._top_k(scores, FALLBACK_POPULARITY), strict=True):
                 results[row] = ranked
         return results  # type: ignore[return-value]  # every row was filled above
+
+    async def recommend_async(self, windows: Sequence[Window]) -> list[Ranked]:
+        """``recommend`` in a worker thread, for an event loop that must keep running meanwhile
+        (the stream worker's thread mode; streams.scoring_process.ProcessScorer has the same call)."""
+        return await asyncio.to_thread(self.recommend, windows)
 
     @staticmethod
     def _length_buckets(rows: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:

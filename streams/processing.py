@@ -18,7 +18,6 @@ micro-batch would be written to the wrong changelog partition.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -225,9 +224,7 @@ class BatchProcessor:
         """In the scorer's child process, or in a thread; either way the event loop reads on meanwhile."""
         started = time.perf_counter()
         try:
-            if isinstance(self.scorer, ProcessScorer):
-                return await self.scorer.recommend_async(windows)
-            return await asyncio.to_thread(self.scorer.recommend, windows)
+            return await self.scorer.recommend_async(windows)
         finally:
             self.counters.score_s += time.perf_counter() - started
 

@@ -80,7 +80,7 @@ def test_scoring_unavailable_is_not_dead_lettered():
     from streams.processing import BatchProcessor, Counters
 
     class Gone:
-        def recommend(self, windows):
+        async def recommend_async(self, windows):
             raise ScoringUnavailable("gone")
 
     processor = BatchProcessor.__new__(BatchProcessor)
