@@ -18,6 +18,7 @@ import orjson
 import torch
 from safetensors.torch import load_file, save_file
 
+from amsrm.errors import AmsrmError
 from amsrm_core.features import FeatureSchema
 from amsrm_core.models import MODELS, Recommender
 from amsrm_core.schema import InteractionData
@@ -28,7 +29,7 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AmsrmError, ValueError):
     """A checkpoint is incomplete, corrupted, or not one this version can read."""
 
 

@@ -1,4 +1,7 @@
-"""The ``amsrm`` command line.
+"""The offline subcommands of ``amsrm``: data, train, evaluate, results.
+
+Wired into the command line by amsrm.cli (``register(sub)``, ``COMMANDS``), like every
+other package's subcommands.
 
     amsrm data stats --dataset ml-100k
     amsrm train --dataset synthetic                                  # quick demo run
@@ -6,22 +9,19 @@
         --results docs/results/ml-100k.json                         # the documented results
     amsrm train --dataset beauty --set d_model=64 --checkpoint runs/beauty
     amsrm evaluate --checkpoint runs/beauty --dataset beauty
-    amsrm demo                                                       # streaming demo (see streams/cli.py)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_type_hints
 
 import orjson
 
-import amsrm_core.retraining.cli
-import streams.cli
-from amsrm_core import experiments
+from amsrm.errors import ConfigError
 from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from amsrm_core.data import DATASETS, load_dataset
 from amsrm_core.evaluate import evaluate
@@ -29,10 +29,7 @@ from amsrm_core.models import MODELS
 from amsrm_core.report import k_table, results_table
 from amsrm_core.results import git_commit, merge_results, write_results
 from amsrm_core.runner import Experiment, make_split, parse_overrides, run_seed
-from amsrm_core.schema import DataFormatError
 from amsrm_core.training.trainer import TrainConfig, resolve_device
-from streams.broker import BrokerError
-from streams.process import WorkerError
 
 SHOWN = ("precision@10", "recall@10", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10")
 
@@ -57,10 +54,8 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=hints[f.name], default=default)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amsrm", description="AMSRM streaming recommender")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the offline subcommands to the ``amsrm`` parser."""
     data = sub.add_parser("data", help="inspect a data set")
     data.add_argument("action", choices=["stats"])
     _data_args(data)
@@ -88,11 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("inputs", nargs="+", type=Path)
     results.add_argument("--out", type=Path, help="merged file (merge)")
     results.add_argument("--model", help="table: every metric at every K for this model instead")
-
-    streams.cli.register(sub)  # broker, topics, produce, subscribe, demo
-    amsrm_core.retraining.cli.register(sub)  # collect, retrain, registry
-    experiments.cli.register(sub)  # experiment compare | seqlen | ablation
-    return parser
 
 
 def _print_metrics(label: str, metrics: dict[str, float]) -> None:
@@ -156,7 +146,7 @@ def cmd_results(args: argparse.Namespace) -> None:
             print((k_table(path, args.model) if args.model else results_table(path)) + "\n")
         return
     if args.out is None:
-        raise ValueError("results merge needs --out")
+        raise ConfigError("results merge needs --out")
     document = merge_results(args.inputs, args.out)
     for key, entry in document["models"].items():
         ndcg = entry["metrics"]["ndcg@10"]
@@ -164,18 +154,6 @@ def cmd_results(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data, "results": cmd_results,
-                **streams.cli.COMMANDS, **experiments.cli.COMMANDS,
-                **amsrm_core.retraining.cli.COMMANDS}
-    try:
-        commands[args.command](args)
-    except (DataFormatError, CheckpointError, ValueError, FileNotFoundError, BrokerError, WorkerError) as e:
-        print(f"amsrm: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data, "results": cmd_results,
+}

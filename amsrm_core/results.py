@@ -19,6 +19,8 @@ import numpy as np
 import orjson
 import torch
 
+from amsrm.errors import ConfigError
+
 
 def aggregate(runs: list[dict[str, float]]) -> dict[str, dict]:
     """Per metric: mean, sample std and the individual runs, in seed order."""
@@ -54,7 +56,7 @@ def write_results(path: str | Path, dataset: str, protocol: str, split: dict, mo
     path = Path(path)
     document = orjson.loads(path.read_bytes()) if path.exists() else {"models": {}}
     if document.get("protocol", protocol) != protocol:
-        raise ValueError(f"{path} holds {document['protocol']} results; write {protocol} elsewhere")
+        raise ConfigError(f"{path} holds {document['protocol']} results; write {protocol} elsewhere")
     document.update(dataset=dataset, protocol=protocol, split=split, commit=git_commit(),
                     date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), machine=machine())
     document.update(provenance or {})
@@ -74,7 +76,7 @@ def merge_results(paths: list[str | Path], out: str | Path) -> dict:
     first = documents[0]
     for doc in documents[1:]:
         if (doc["dataset"], doc["protocol"]) != (first["dataset"], first["protocol"]):
-            raise ValueError("can only merge results of one data set and protocol")
+            raise ConfigError("can only merge results of one data set and protocol")
     merged_models: dict[str, dict] = {}
     for doc in documents:
         for key, entry in doc["models"].items():
@@ -83,7 +85,7 @@ def merge_results(paths: list[str | Path], out: str | Path) -> dict:
     for key, entries in merged_models.items():
         seeds = [s for e in entries for s in e["seeds"]]
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"model {key}: seeds {seeds} repeat")
+            raise ConfigError(f"model {key}: seeds {seeds} repeat")
         per_seed_test = [{m: v["runs"][i] for m, v in e["metrics"].items()}
                          for e in entries for i in range(len(e["seeds"]))]
         per_seed_valid = [{m: v["runs"][i] for m, v in e["valid_metrics"].items()}

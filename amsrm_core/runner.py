@@ -14,6 +14,7 @@ from typing import Any, get_type_hints
 
 import torch
 
+from amsrm.errors import ConfigError
 from amsrm_core.evaluate import evaluate
 from amsrm_core.features import FeatureSchema, feature_tables
 from amsrm_core.models import MODELS, Recommender
@@ -31,11 +32,11 @@ def parse_overrides(config_cls: type, pairs: list[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or key not in hints:
             valid = ", ".join(f.name for f in dataclasses.fields(config_cls))
-            raise ValueError(f"bad override {pair!r}: expected key=value with key one of: {valid}")
+            raise ConfigError(f"bad override {pair!r}: expected key=value with key one of: {valid}")
         kind = hints[key]
         if kind is bool:
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"{key} takes true or false, got {raw!r}")
+                raise ConfigError(f"{key} takes true or false, got {raw!r}")
             out[key] = raw.lower() in ("true", "1", "yes")
         else:
             out[key] = kind(raw)
@@ -44,7 +45,7 @@ def parse_overrides(config_cls: type, pairs: list[str]) -> dict[str, Any]:
 
 def build_model(name: str, data: InteractionData, overrides: dict[str, Any] | None = None) -> Recommender:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     model_cls, config_cls = MODELS[name]
     return model_cls(config_cls(**(overrides or {})), FeatureSchema.from_data(data), feature_tables(data))
 
@@ -98,5 +99,5 @@ class Experiment:
 
 def make_split(data: InteractionData, protocol: str) -> Split:
     if protocol not in SPLITS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose from {sorted(SPLITS)}")
+        raise ConfigError(f"unknown protocol {protocol!r}; choose from {sorted(SPLITS)}")
     return SPLITS[protocol](data)

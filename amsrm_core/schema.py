@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from amsrm.errors import AmsrmError
 from amsrm_core.vocab import PAD, Vocabulary
 
 # Behaviour names used by the bundled loaders and the synthetic data; any other string works too.
 BEHAVIOUR_TYPES = ("click", "like", "share", "buy", "cart")
 
 
-class DataFormatError(ValueError):
+class DataFormatError(AmsrmError, ValueError):
     """A data file does not match its documented format; says where and what was expected."""
 
     def __init__(self, path: object, line: int | None, expected: str, got: object = None) -> None:

@@ -317,7 +317,7 @@ class Scorer:
 
     async def recommend_async(self, windows: Sequence[Window]) -> list[Ranked]:
         """``recommend`` in a worker thread, for an event loop that must keep running meanwhile
-        (the stream worker's thread mode; streams.scoring_process.ProcessScorer has the same call)."""
+        (the stream worker's thread mode; streams.worker.scoring_process.ProcessScorer has the same call)."""
         return await asyncio.to_thread(self.recommend, windows)
 
     @staticmethod

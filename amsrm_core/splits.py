@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsrm.errors import ConfigError
 from amsrm_core.schema import InteractionData
 
 
@@ -88,11 +89,11 @@ def temporal(
 ) -> Split:
     """Global time cut: train before ``t_valid``, validate in [t_valid, t_test), test after."""
     if not data.has_clock:
-        raise ValueError(f"{data.name} has no global clock (timestamps are positions): use leave-one-out")
+        raise ConfigError(f"{data.name} has no global clock (timestamps are positions): use leave-one-out")
     t_valid = int(np.quantile(data.timestamps, valid_quantile)) if t_valid is None else t_valid
     t_test = int(np.quantile(data.timestamps, test_quantile)) if t_test is None else t_test
     if t_test < t_valid:
-        raise ValueError("t_test must not be before t_valid")
+        raise ConfigError("t_test must not be before t_valid")
     starts, lengths = _user_runs(data)
     user_start = np.repeat(starts, lengths)
     positions = np.arange(data.n_events)

@@ -31,14 +31,14 @@ import time
 import uuid
 from pathlib import Path
 
+from amsrm.settings import StreamSettings
 from amsrm_core.results import git_commit
 from producers.kafka import send_scheduled
 from producers.pacing import rate_schedule
-from streams.admin import TopicSpec, create_topics
-from streams.broker import EmbeddedBroker
-from streams.measure import Measurement
-from streams.settings import StreamSettings
-from streams.subscriber import make_consumer
+from streams.clients.admin import TopicSpec, create_topics
+from streams.clients.subscriber import make_consumer
+from streams.local.broker import EmbeddedBroker
+from streams.local.measure import Measurement
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 16

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from stream_bench import EventSource, Plan, Variant, throughput_run  # this folder
 
+from amsrm.settings import StreamSettings
 from amsrm_core.checkpoint import load_checkpoint
 from amsrm_core.data import load_dataset
 from amsrm_core.results import git_commit, machine
-from streams.checkpoints import ensure_checkpoint
-from streams.settings import StreamSettings
+from streams.local.checkpoints import ensure_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).resolve().parent / "gc_probe"

@@ -35,7 +35,7 @@ END=$((SECONDS + DEADLINE))
 experiment() {  # experiment KIND DATASET LOG ARGS…, stopped at the common deadline
   local kind=$1 dataset=$2 log=$3 left=$((END - SECONDS)); shift 3
   [ "$left" -gt 10 ] || return 0
-  timeout "$left" "$PY" -m amsrm_core.cli experiment "$kind" --datasets "$dataset" --seeds 0 1 2 \
+  timeout "$left" "$PY" -m amsrm experiment "$kind" --datasets "$dataset" --seeds 0 1 2 \
     --device "$DEVICE" --threads 1 --time-budget-s "$BUDGET" --no-progress --runs-dir "$RUNS" \
     --out-dir "$LOGS/docs" $EXTRA "$@" >"$LOGS/$log" 2>&1
 }

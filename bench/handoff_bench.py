@@ -31,7 +31,7 @@ from scoring_bench import real_windows
 
 from amsrm_core.results import git_commit, machine
 from amsrm_core.scoring import Scorer, Window
-from streams.scoring_process import ProcessScorer
+from streams.worker.scoring_process import ProcessScorer
 
 REPO = Path(__file__).resolve().parent.parent
 SLICE = 2_000  # loop iterations of plain Python between yields (~0.1 ms), like one message's handling

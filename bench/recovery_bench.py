@@ -42,15 +42,15 @@ import orjson
 import torch
 from rocksdict import AccessType, Options, Rdict
 
+from amsrm.settings import StreamSettings
 from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic
 from amsrm_core.results import git_commit
 from producers.kafka import make_producer
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, embedded_settings, free_port
-from streams.checkpoints import ensure_checkpoint
-from streams.ops_server import http_get
-from streams.process import WorkerProcess
-from streams.settings import StreamSettings
+from streams.clients.admin import create_topics
+from streams.local.broker import EmbeddedBroker, embedded_settings, free_port
+from streams.local.checkpoints import ensure_checkpoint
+from streams.local.worker_process import WorkerProcess
+from streams.ops.server import http_get
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURED_SETTINGS = ("partitions", "store_url", "table_standby_replicas", "producer_max_batch_size",

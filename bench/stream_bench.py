@@ -7,9 +7,9 @@ Every measurement gets a fresh embedded broker, fresh topics and a fresh worker.
    while it drains them, and the CPU per event of broker, worker and benchmark.  The
    variants: the passthrough, the scoring agent on each device, and the in-run baselines:
    both agents with Faust's own message hand-off (``eager_dispatch=false``, the baseline of
-   streams.dispatch), the scoring agent with its scorer in a thread instead of its child
-   process (``scoring_process=false``, streams.scoring_process), with Python's own GC
-   settings (``gc_tuning=false``, streams.heap), and with the embedded broker's recovery
+   streams.faust_ext), the scoring agent with its scorer in a thread instead of its child
+   process (``scoring_process=false``, streams.worker.scoring_process), with Python's own GC
+   settings (``gc_tuning=false``, streams.worker.heap), and with the embedded broker's recovery
    work-around (producer_max_batch_size=1, one run), to show what each choice buys.
    In the last round, a latency phase on the full topics of the passthrough's and the
    scoring agent's run shows how the embedded broker slows down as partitions fill.
@@ -47,6 +47,7 @@ import numpy as np
 import orjson
 import torch
 
+from amsrm.settings import StreamSettings
 from amsrm_core.checkpoint import load_checkpoint
 from amsrm_core.data import load_dataset
 from amsrm_core.results import git_commit
@@ -54,13 +55,12 @@ from amsrm_core.schema import InteractionData
 from producers.events import dataset_events, encode, replay_order
 from producers.kafka import make_producer, send_scheduled
 from producers.pacing import rate_schedule
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, embedded_settings
-from streams.checkpoints import ensure_checkpoint
-from streams.local import LocalStack
-from streams.measure import Measurement
-from streams.settings import StreamSettings
-from streams.subscriber import read_until
+from streams.clients.admin import create_topics
+from streams.clients.subscriber import read_until
+from streams.local.broker import EmbeddedBroker, embedded_settings
+from streams.local.checkpoints import ensure_checkpoint
+from streams.local.measure import Measurement
+from streams.local.stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURED_SETTINGS = ("partitions", "output_partitions", "store_url", "table_standby_replicas", "top_k",
@@ -126,9 +126,13 @@ def window_lengths(events: list[dict], n: int, skip: int = 0) -> dict[str, float
             "p90": statistics.quantiles(measured, n=10)[-1]}
 
 
+AGENT_SETTING = {"passthrough": "streams.local.passthrough"}  # variant name → AMSRM_AGENT
+
+
 def settings_for(base: StreamSettings, agent: str, workdir: Path, model: Path) -> StreamSettings:
     tag = f"bench-{agent}-{uuid.uuid4().hex[:6]}"
-    return base.replace(app_id=tag, agent=agent, model_path=str(model), events_topic=f"{tag}-events",
+    return base.replace(app_id=tag, agent=AGENT_SETTING.get(agent, agent), model_path=str(model),
+                        events_topic=f"{tag}-events",
                         recommendations_topic=f"{tag}-recs", samples_topic=f"{tag}-samples",
                         dead_letters_topic=f"{tag}-dead", data_dir=str(workdir / tag),
                         table_standby_replicas=0)

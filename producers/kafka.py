@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 from tqdm.auto import tqdm
 
+from amsrm.settings import StreamSettings
 from producers.events import encode
-from streams.settings import StreamSettings
 
 
 def make_producer(settings: StreamSettings) -> AIOKafkaProducer:

@@ -11,11 +11,11 @@ import dataclasses
 import itertools
 from collections.abc import Iterator
 
+from amsrm.settings import StreamSettings
 from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic
 from producers.events import dataset_events
 from producers.kafka import SendStats, send_scheduled
 from producers.pacing import rate_ticks
-from streams.settings import StreamSettings
 
 
 def synthetic_stream(config: SyntheticConfig, side_fields: bool = True) -> Iterator[dict]:

@@ -1,8 +1,14 @@
-"""The streaming path: a Faust worker that keeps per-user windows and publishes Top-K recommendations.
+"""The streaming path on Kafka, in rooms:
 
-Layout (as Faust projects are laid out): ``app`` (the faust.App only), ``records``
-(message schemas), ``topics``, ``tables``, ``agents`` (the scoring agent),
-``passthrough`` (a no-op agent for benchmarks); ``settings`` is the one typed
-configuration; ``broker`` and ``admin`` start the embedded broker and create topics.
+- ``worker``: the Faust app of the stream worker (topics, window table, scoring agent, the
+  per-batch processing, the scoring child process);
+- ``collector``: the process that turns labelled samples into the training store;
+- ``ops``: the HTTP endpoint for metrics and health probes shared by both processes;
+- ``clients``: small Kafka clients for users and tools (topic admin, subscriber);
+- ``local``: running it all on one machine (broker engines, worker and collector subprocesses,
+  the local stack, the demo, measurement helpers, the benchmark's no-op agent);
+- ``faust_ext``: every use of a private Faust / aiokafka API, with the versions it was tested with;
+- ``cli``: the streaming subcommands of ``amsrm``.
+
 See docs/STREAMING.md.
 """

@@ -1,6 +1,6 @@
-"""``python -m streams worker -l info --without-web``: the Faust CLI for streams.app."""
+"""``python -m streams worker -l info --without-web``: the Faust CLI for streams.worker.app."""
 
-from streams.app import app
+from streams.worker.app import app
 
 
 def main() -> None:

@@ -1,9 +1,7 @@
-"""The streaming subcommands of ``amsrm``: broker, topics, worker, produce, subscribe, demo, config-reference.
+"""The streaming subcommands of ``amsrm``: broker, topics, worker, collect, produce, subscribe, demo.
 
-Wired into amsrm_core.cli by::
-
-    streams.cli.register(sub)            # sub = parser.add_subparsers(dest="command")
-    commands.update(streams.cli.COMMANDS)
+Wired into the command line by amsrm.cli (``register(sub)``, ``COMMANDS``).  Each command
+imports what it runs only when it runs, so ``amsrm train`` never loads Faust.
 
 Every command reads StreamSettings from the environment (AMSRM_*, or a TOML file
 named by AMSRM_CONFIG); ``--broker-url`` overrides the broker for one command.
@@ -13,8 +11,8 @@ named by AMSRM_CONFIG); ``--broker-url`` overrides the broker for one command.
     amsrm produce replay --dataset ml-100k --rate 500
     amsrm produce synthetic --rate 200 --events 10000
     amsrm subscribe --user u42
+    amsrm collect                                  # samples topic → training store (long-running)
     amsrm demo                                     # everything, on synthetic data
-    amsrm config-reference > docs/CONFIG.md        # every setting, generated from the code
 """
 
 from __future__ import annotations
@@ -26,9 +24,9 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from amsrm.settings import StreamSettings
 from amsrm_core.data import DATASETS, load_dataset
 from amsrm_core.data.synthetic import SyntheticConfig
-from streams.settings import StreamSettings
 
 
 def _settings(args: argparse.Namespace) -> StreamSettings:
@@ -52,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     worker = sub.add_parser("worker", help="run a stream worker (Faust), configured by AMSRM_* only")
     worker.add_argument("-l", "--loglevel", help="log level (default: AMSRM_LOG_LEVEL)")
 
-    sub.add_parser("config-reference", help="print the settings reference (docs/CONFIG.md) as markdown")
+    collect = sub.add_parser("collect", help="samples topic → training store (runs until stopped)")
+    _broker_arg(collect)
+    collect.add_argument("--store", help="training store folder (default: AMSRM_STORE_DIR)")
 
     produce = sub.add_parser("produce", help="send behaviour events to the events topic")
     kinds = produce.add_subparsers(dest="source", required=True)
@@ -90,8 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_broker(args: argparse.Namespace) -> None:
-    from streams.admin import create_topics
-    from streams.broker import EmbeddedBroker, embedded_settings
+    from streams.clients.admin import create_topics
+    from streams.local.broker import EmbeddedBroker, embedded_settings
 
     with EmbeddedBroker(port=args.port, host=args.host) as broker:
         settings = embedded_settings(StreamSettings.load(), broker)
@@ -112,7 +112,7 @@ def _wait_for_interrupt() -> None:
 
 
 def cmd_topics(args: argparse.Namespace) -> None:
-    from streams.admin import create_topics
+    from streams.clients.admin import create_topics
 
     settings = _settings(args)
     created = asyncio.run(create_topics(settings))
@@ -120,20 +120,25 @@ def cmd_topics(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    """Faust's ``worker`` command for streams.app.  Faust's own web server stays off: the worker's
-    metrics and probes are served on AMSRM_OPS_PORT (streams.worker_ops, docs/DEPLOY.md)."""
+    """Faust's ``worker`` command for streams.worker.app.  Faust's own web server stays off: the worker's
+    metrics and probes are served on AMSRM_OPS_PORT (streams.worker.ops, docs/DEPLOY.md)."""
     import sys
 
-    from streams.app import app, settings
+    from streams.worker.app import app, settings
 
     sys.argv = ["amsrm worker", "worker", "-l", args.loglevel or settings.log_level, "--without-web"]
     app.main()
 
 
-def cmd_config_reference(args: argparse.Namespace) -> None:
-    from streams.config_reference import reference
+def cmd_collect(args: argparse.Namespace) -> None:
+    from amsrm.logs import configure as configure_logging
+    from streams.collector.service import collect
 
-    print(reference(), end="")
+    settings = _settings(args)
+    settings = settings.replace(store_dir=args.store) if args.store else settings
+    configure_logging(settings)  # text or JSON lines (AMSRM_LOG_FORMAT)
+    stats = asyncio.run(collect(settings))
+    print(f"collector stopped: {stats}")
 
 
 def cmd_produce(args: argparse.Namespace) -> None:
@@ -159,14 +164,14 @@ def cmd_produce(args: argparse.Namespace) -> None:
 
 
 def cmd_subscribe(args: argparse.Namespace) -> None:
-    from streams.subscriber import subscribe
+    from streams.clients.subscriber import subscribe
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(subscribe(_settings(args), args.user, args.from_beginning, args.limit))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from streams.demo import DemoOptions, run_demo
+    from streams.local.demo import DemoOptions, run_demo
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
     run_demo(DemoOptions(dataset=args.data, data_path=args.data_path, events=args.events, rate=args.rate,
@@ -175,18 +180,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "broker": cmd_broker, "topics": cmd_topics, "worker": cmd_worker, "produce": cmd_produce,
-    "subscribe": cmd_subscribe, "demo": cmd_demo, "config-reference": cmd_config_reference,
+    "subscribe": cmd_subscribe, "demo": cmd_demo, "collect": cmd_collect,
 }
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m streams.cli``) until amsrm_core.cli registers these commands."""
-    parser = argparse.ArgumentParser(prog="amsrm")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    COMMANDS[args.command](args)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

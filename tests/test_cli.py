@@ -1,6 +1,6 @@
 import json
 
-from amsrm_core.cli import main
+from amsrm.cli import main
 from amsrm_core.models.amsrm import AMSRMConfig
 from amsrm_core.runner import parse_overrides
 

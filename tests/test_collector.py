@@ -18,10 +18,10 @@ from aiokafka import TopicPartition
 from test_retrain import T0_MS, labelled_samples, rows_of
 from test_streams_integration import TIMEOUT_S, broker, new_settings, produce  # noqa: F401 (broker: a fixture)
 
+from amsrm.settings import StreamSettings
 from amsrm_core.retraining.store import HOUR_MS, SampleError, TrainingStore, hour_dir, sample_row
-from streams.collector import Collector
-from streams.collector_process import CollectorProcess
-from streams.settings import StreamSettings
+from streams.collector.service import Collector
+from streams.local.collector_process import CollectorProcess
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from amsrm_core.cli import build_parser
-from streams.config_reference import reference
-from streams.settings import StreamSettings, describe
+from amsrm.cli import build_parser
+from amsrm.config_reference import reference
+from amsrm.settings import StreamSettings, describe
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

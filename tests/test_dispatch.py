@@ -1,4 +1,4 @@
-"""The consumer's eager hand-off (streams.dispatch) against mode's real ``Service.wait_first``."""
+"""The consumer's eager hand-off (streams.faust_ext) against mode's real ``Service.wait_first``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from mode import Service
 
-from streams.dispatch import RestOf, wait_first_eager
+from streams.faust_ext import RestOf, wait_first_eager
 
 
 class Eager(Service):
-    """A mode service whose wait_first takes the eager path, as streams.transport.Consumer's does."""
+    """A mode service whose wait_first takes the eager path, as streams.worker.transport.Consumer's does."""
 
     fallbacks = 0
 

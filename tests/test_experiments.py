@@ -10,8 +10,8 @@ import orjson
 import pytest
 import torch
 
+from amsrm.cli import main
 from amsrm_core.batching import case_windows, training_windows
-from amsrm_core.cli import main
 from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic
 from amsrm_core.experiments.ablation import VARIANTS, effective_variants, field_importance, run_ablation
 from amsrm_core.experiments.common import Options

@@ -1,10 +1,10 @@
-"""streams.heap: the worker's GC settings are applied, undone for a hot swap, and can be switched off."""
+"""streams.worker.heap: the worker's GC settings are applied, undone for a hot swap, and can be turned off."""
 
 import gc
 
 import pytest
 
-from streams import heap
+from streams.worker import heap
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ from amsrm_core.retraining.store import TrainingStore
 from amsrm_core.retraining.watch import serve_current
 from amsrm_core.scoring import Scorer
 from producers.events import encode
-from streams.collector_process import CollectorProcess
-from streams.process import WorkerProcess
+from streams.local.collector_process import CollectorProcess
+from streams.local.worker_process import WorkerProcess
 
 
 def build(loaded) -> Scorer:

@@ -28,22 +28,22 @@ from test_streams_integration import (  # noqa: F401 (broker, checkpoint: fixtur
 )
 
 from producers.events import encode
-from streams.broker import free_port
-from streams.collector_process import CollectorProcess
-from streams.ops_server import http_get
-from streams.process import WorkerProcess
+from streams.local.broker import free_port
+from streams.local.collector_process import CollectorProcess
+from streams.local.worker_process import WorkerProcess
+from streams.ops.server import http_get
 
 pytestmark = pytest.mark.slow
 
 
 class AmsrmWorker(WorkerProcess):
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "amsrm_core.cli", "worker"]  # = the image's `amsrm worker`
+        return [sys.executable, "-m", "amsrm", "worker"]  # = the image's `amsrm worker`
 
 
 class AmsrmCollector(CollectorProcess):
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "amsrm_core.cli", "collect"]
+        return [sys.executable, "-m", "amsrm", "collect"]
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

@@ -11,12 +11,12 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import free_port
-from streams.logs import JsonFormatter, logging_config
-from streams.metrics import WorkerMetrics
-from streams.ops_server import OpsServer, http_get
-from streams.processing import Counters
-from streams.settings import StreamSettings
+from amsrm.logs import JsonFormatter, logging_config
+from amsrm.settings import StreamSettings
+from streams.local.broker import free_port
+from streams.ops.metrics import WorkerMetrics
+from streams.ops.server import OpsServer, http_get
+from streams.worker.processing import Counters
 
 
 @pytest.fixture

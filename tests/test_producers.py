@@ -9,13 +9,13 @@ import numpy as np
 import orjson
 import pytest
 
+from amsrm.settings import StreamSettings
 from amsrm_core.data.synthetic import SyntheticConfig
 from producers.events import dataset_events, encode, replay_order, time_order
 from producers.pacing import rate_schedule, rate_ticks, speed_schedule
 from producers.replay import replay_schedule
 from producers.synthetic import synthetic_stream
-from streams.settings import StreamSettings
-from streams.validation import Limits, parse_event
+from streams.worker.validation import Limits, parse_event
 
 
 def test_events_come_back_as_raw_ids_in_time_order(tiny_data):

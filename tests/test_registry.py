@@ -10,8 +10,8 @@ import orjson
 import pytest
 import torch
 
+from amsrm.cli import main
 from amsrm_core.checkpoint import MANIFEST, WEIGHTS, CheckpointError, save_checkpoint
-from amsrm_core.cli import main
 from amsrm_core.registry import HISTORY, POINTER, ModelRegistry, RegistryError
 from amsrm_core.runner import build_model, make_split
 from amsrm_core.scoring import POPULARITY_FILE, save_popularity

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 import torch
 
+from amsrm.cli import main
 from amsrm_core.checkpoint import load_checkpoint, vocabularies_of
-from amsrm_core.cli import main
 from amsrm_core.features import feature_tables
 from amsrm_core.registry import ModelRegistry
 from amsrm_core.retraining.dataset import Base, Events, encode_events, events_from_samples
@@ -30,7 +30,7 @@ from amsrm_core.retraining.store import SCHEMA, TrainingStore, sample_row
 from amsrm_core.schema import InteractionData
 from amsrm_core.vocab import Vocabulary
 from producers.events import dataset_events
-from streams.checkpoints import ensure_checkpoint
+from streams.local.checkpoints import ensure_checkpoint
 
 MAX_LEN = 4
 T0_MS = 1_790_000_000_000

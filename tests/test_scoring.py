@@ -17,7 +17,7 @@ from amsrm_core.runner import build_model, make_split
 from amsrm_core.schema import InteractionData
 from amsrm_core.scoring import FALLBACK_POPULARITY, MIN_GROUP_ROWS, Scorer, Window, load_popularity
 from amsrm_core.vocab import UNKNOWN
-from streams.checkpoints import ensure_checkpoint
+from streams.local.checkpoints import ensure_checkpoint
 
 K = 10
 

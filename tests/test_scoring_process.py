@@ -14,8 +14,8 @@ from test_scoring import cases_of, raw_window
 from amsrm_core.runner import make_split
 from amsrm_core.schema import InteractionData
 from amsrm_core.scoring import Scorer, Window
-from streams.checkpoints import ensure_checkpoint
-from streams.scoring_process import ProcessScorer, ScoringUnavailable
+from streams.local.checkpoints import ensure_checkpoint
+from streams.worker.scoring_process import ProcessScorer, ScoringUnavailable
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ async def test_a_killed_child_is_replaced_and_the_batch_scored(process_scorer, s
 
 
 async def test_a_window_the_scorer_rejects_fails_only_its_request(process_scorer, small_synthetic):
-    from streams.scoring_process import ScoringFailed
+    from streams.worker.scoring_process import ScoringFailed
 
     with pytest.raises(ScoringFailed):
         await process_scorer.recommend_async([Window("u", None)])  # not a sequence of events
@@ -77,7 +77,7 @@ def test_a_model_that_cannot_load_is_a_clear_error(tmp_path):
 
 def test_scoring_unavailable_is_not_dead_lettered():
     """The processor re-raises it (the batch is redelivered) instead of dead-lettering every window."""
-    from streams.processing import BatchProcessor, Counters
+    from streams.worker.processing import BatchProcessor, Counters
 
     class Gone:
         async def recommend_async(self, windows):
@@ -98,7 +98,7 @@ def test_the_child_exits_when_its_parent_is_killed(checkpoint_dir, tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
         "import sys, time\nfrom functools import partial\nfrom amsrm_core.scoring import Scorer\n"
-        "from streams.scoring_process import ProcessScorer\n"
+        "from streams.worker.scoring_process import ProcessScorer\n"
         "if __name__ == '__main__':\n"
         f"    s = ProcessScorer(partial(Scorer.from_checkpoint, {str(checkpoint_dir)!r}))\n"
         "    print(s.child_pid, flush=True)\n    time.sleep(600)\n")

@@ -11,13 +11,13 @@ import pytest
 from faust.exceptions import AlreadyConfiguredWarning
 
 from amsrm_core.scoring import FALLBACK_POPULARITY, Scorer
-from streams import agents
-from streams.app import app
-from streams.checkpoints import ensure_checkpoint
-from streams.processing import REASON_HEADER
-from streams.records import LabelledSample, Recommendation
-from streams.state import UserWindow
-from streams.tables import windows_table
+from streams.local.checkpoints import ensure_checkpoint
+from streams.worker import agents
+from streams.worker.app import app
+from streams.worker.processing import REASON_HEADER
+from streams.worker.records import LabelledSample, Recommendation
+from streams.worker.state import UserWindow
+from streams.worker.tables import windows_table
 
 NOW = 1_790_000_000_000
 

@@ -20,18 +20,18 @@ import pytest
 from rocksdict import AccessType, Options, Rdict
 from test_scoring import offline_top_k
 
+from amsrm.settings import StreamSettings
 from amsrm_core.checkpoint import load_checkpoint
 from amsrm_core.runner import make_split
 from producers.events import dataset_events, encode, time_order
 from producers.kafka import make_producer
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, embedded_settings
-from streams.checkpoints import ensure_checkpoint
-from streams.process import WorkerProcess
-from streams.processing import REASON_HEADER, WORKER_HEADER
-from streams.settings import StreamSettings
-from streams.state import UserWindow
-from streams.subscriber import read_until
+from streams.clients.admin import create_topics
+from streams.clients.subscriber import read_until
+from streams.local.broker import EmbeddedBroker, embedded_settings
+from streams.local.checkpoints import ensure_checkpoint
+from streams.local.worker_process import WorkerProcess
+from streams.worker.processing import REASON_HEADER, WORKER_HEADER
+from streams.worker.state import UserWindow
 
 pytestmark = pytest.mark.slow
 
@@ -292,7 +292,7 @@ def split_assignment(workers: list[WorkerProcess], partitions: int) -> None:
 
 
 def test_cli_topics_produce_and_subscribe(broker, monkeypatch, capsys, tmp_path):
-    from streams.cli import main
+    from amsrm.cli import main
 
     tag = f"cli{uuid.uuid4().hex[:6]}"
     for name in ("EVENTS_TOPIC", "RECOMMENDATIONS_TOPIC", "SAMPLES_TOPIC", "DEAD_LETTERS_TOPIC", "APP_ID"):
@@ -317,7 +317,7 @@ def test_cli_topics_produce_and_subscribe(broker, monkeypatch, capsys, tmp_path)
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    from streams.demo import DemoOptions, run_demo
+    from streams.local.demo import DemoOptions, run_demo
 
     summary = run_demo(DemoOptions(events=300, rate=400, epochs=1, workdir=tmp_path), StreamSettings.load({}))
     assert summary["recommendations"] == 300 and summary["dead_letters"] == 0

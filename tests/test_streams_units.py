@@ -7,11 +7,11 @@ import dataclasses
 import orjson
 import pytest
 
-from streams.measure import Measurement
-from streams.records import BehaviourEvent
-from streams.settings import StreamSettings, describe, env_name
-from streams.state import UserWindow
-from streams.validation import Limits, Rejected, parse_event
+from amsrm.settings import StreamSettings, describe, env_name
+from streams.local.measure import Measurement
+from streams.worker.records import BehaviourEvent
+from streams.worker.state import UserWindow
+from streams.worker.validation import Limits, Rejected, parse_event
 
 NOW = 1_790_000_000_000
 LIMITS = Limits(max_bytes=2048, min_time_ms=946_684_800_000, max_skew_ms=86_400_000)
@@ -119,7 +119,7 @@ def test_window_before_a_redelivered_offset():
 def test_documented_schema_matches_the_validator():
     from pathlib import Path
 
-    from streams import validation
+    from streams.worker import validation
 
     schema = orjson.loads((Path(__file__).parents[1] / "docs" / "event.schema.json").read_bytes())
     assert tuple(schema["required"]) == validation.REQUIRED

@@ -10,7 +10,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from amsrm_core.schema import InteractionData
+from amsrm.errors import ConfigError
+from amsrm_core.schema import DataFormatError, InteractionData
 
 DATASETS = ("ml-100k", "beauty", "taobao", "generic", "synthetic")
 ALIASES = {"amazon": "beauty"}
@@ -23,7 +24,7 @@ def _canonical(name: str) -> str:
     key = ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
         valid = ", ".join([*DATASETS, *(f"{a} (= {t})" for a, t in ALIASES.items())])
-        raise ValueError(f"unknown dataset {name!r}; valid names: {valid}")
+        raise ConfigError(f"unknown dataset {name!r}; valid names: {valid}")
     return key
 
 
@@ -31,7 +32,7 @@ def default_data_path(name: str) -> Path:
     """Where a bundled data set lives: ``$AMSRM_DATA/<folder>``, else the shared folder beside the repo."""
     key = _canonical(name)
     if key not in DATA_FOLDERS:
-        raise ValueError(f"dataset {name!r} has no default data folder; pass a path")
+        raise ConfigError(f"dataset {name!r} has no default data folder; pass a path")
     root = Path(os.environ.get("AMSRM_DATA", _REPO.parent / "shared" / "data"))
     return root / DATA_FOLDERS[key]
 
@@ -47,14 +48,17 @@ def load_dataset(name: str, /, path: str | Path | None = None, **options: object
     key = _canonical(name)
     if key == "synthetic":
         if path is not None:
-            raise ValueError("the synthetic data set is generated, it takes no path")
+            raise ConfigError("the synthetic data set is generated, it takes no path")
         from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic  # written separately
 
         return generate_synthetic(SyntheticConfig(**options))
     if path is None:
         if key == "generic":
-            raise ValueError("the generic loader needs path= the events file (CSV or Parquet)")
+            raise ConfigError("the generic loader needs path= the events file (CSV or Parquet)")
         path = default_data_path(key)
+    if not Path(path).exists():
+        raise DataFormatError(f"no {key} data at {path}: pass --data PATH or set AMSRM_DATA "
+                              "(docs/DATA.md says where to download it)")
     return _loader(key)(path, **options)
 
 

@@ -1,6 +1,6 @@
 """``amsrm experiment {compare,seqlen,ablation}``: the paper's experiments, resumable.
 
-Wired into amsrm_core.cli by ``experiments.cli.register(sub)`` and
+Wired into amsrm.cli by ``experiments.cli.register(sub)`` and
 ``**experiments.cli.COMMANDS``.  The full runs, one process per data set (each on
 one core; Beauty dominates the cost, so its runs are capped at 20 minutes each):
 

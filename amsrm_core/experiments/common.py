@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from amsrm.errors import ConfigError
 from amsrm_core.data import ALIASES, DATA_FOLDERS, load_dataset
 from amsrm_core.data.synthetic import SyntheticConfig
 from amsrm_core.experiments.store import RunStore, run_key
@@ -95,7 +96,7 @@ def check_model_set(pairs: list[str], models: Iterable[str]) -> None:
     known = {f.name for m in models for f in dataclasses.fields(MODELS[m][1])}
     for pair in pairs:
         if pair.partition("=")[0] not in known:
-            raise ValueError(f"--set {pair!r}: no model of this experiment has that field; "
+            raise ConfigError(f"--set {pair!r}: no model of this experiment has that field; "
                              f"known: {', '.join(sorted(known))}")
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from amsrm.errors import ConfigError
+
 
 def _pyplot():
     try:
         import matplotlib
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise ValueError("figures need matplotlib: pip install -e '.[plots]'") from e
+        raise ConfigError("figures need matplotlib: pip install -e '.[plots]'") from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

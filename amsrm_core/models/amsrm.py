@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amsrm.errors import ConfigError
 from amsrm_core.features import FeatureSchema
 from amsrm_core.models.base import Recommender, attention_mask, init_weights
 
@@ -61,7 +62,7 @@ class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"d_model {dim} is not divisible by n_heads {heads}")
+            raise ConfigError(f"d_model {dim} is not divisible by n_heads {heads}")
         self.heads, self.dropout = heads, dropout
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
@@ -140,7 +141,7 @@ class AMSRM(Recommender):
                  tables: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__(config, schema)
         if config.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
+            raise ConfigError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
         d, ds = config.d_model, config.d_side
         concat, gated = config.fusion == "concat", config.fusion == "gated"
         item_fields = schema.item_fields if config.use_item_fields else {}

@@ -1,10 +1,9 @@
-"""The retraining subcommands of ``amsrm``: collect, retrain, registry.
+"""The retraining subcommands of ``amsrm``: retrain, registry (``amsrm collect`` is in streams.cli).
 
-Wired into amsrm_core.cli like streams.cli (``register(sub)``, ``COMMANDS``).  Every
+Wired into the command line by amsrm.cli (``register(sub)``, ``COMMANDS``).  Every
 command reads StreamSettings from the environment (AMSRM_*, or the TOML file named by
 AMSRM_CONFIG); flags override one run.
 
-    amsrm collect                                   # samples topic → training store (long-running)
     amsrm retrain                                   # once (cron, CronJob); prints the report
     amsrm retrain --every 1h                        # scheduler
     amsrm registry list | show v0003 | history
@@ -15,7 +14,6 @@ AMSRM_CONFIG); flags override one run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import threading
@@ -24,20 +22,16 @@ from pathlib import Path
 
 import orjson
 
+from amsrm.logs import configure as configure_logging
+from amsrm.settings import StreamSettings
 from amsrm_core.registry import ModelRegistry
 from amsrm_core.retraining.retrain import REPORTED, RetrainOptions, parse_duration, retrain, run_every
 from amsrm_core.retraining.store import TrainingStore
-from streams.logs import configure as configure_logging
-from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    collect = sub.add_parser("collect", help="samples topic → training store (runs until stopped)")
-    collect.add_argument("--broker-url", help="kafka://host:port (default: AMSRM_BROKER_URL)")
-    collect.add_argument("--store", help="training store folder (default: AMSRM_STORE_DIR)")
-
     re = sub.add_parser("retrain", help="train a candidate on the store; promote it if it passes the gate")
     re.add_argument("--every", help="keep running: one retrain per interval (90s, 30m, 1h, 1d)")
     re.add_argument("--store", help="training store folder (default: AMSRM_STORE_DIR)")
@@ -85,16 +79,6 @@ def options_from(settings: StreamSettings, args: argparse.Namespace) -> RetrainO
         if value is not None:
             setattr(options, name, value)
     return options
-
-
-def cmd_collect(args: argparse.Namespace) -> None:
-    from streams.collector import collect
-
-    flags = {"broker_url": args.broker_url, "store_dir": args.store}
-    settings = StreamSettings.load().replace(**{k: v for k, v in flags.items() if v})
-    _log_to_stderr(settings)
-    stats = asyncio.run(collect(settings))
-    print(f"collector stopped: {stats}")
 
 
 def cmd_retrain(args: argparse.Namespace) -> None:
@@ -160,5 +144,5 @@ def _log_to_stderr(settings: StreamSettings) -> None:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
-    "collect": cmd_collect, "retrain": cmd_retrain, "registry": cmd_registry,
+    "retrain": cmd_retrain, "registry": cmd_registry,
 }

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from amsrm.errors import ConfigError
 from amsrm_core.metrics import KS, metrics_from_ranks
 from amsrm_core.scoring import Scorer, Window
 from amsrm_core.splits import Split
@@ -79,7 +80,7 @@ def decide(candidate: dict[str, float], current: dict[str, float] | None, cases:
            margin: float, min_cases: int) -> Decision:
     """Promote when the candidate is not worse than the current model by more than ``margin``."""
     if metric not in candidate:
-        raise ValueError(f"gate metric {metric!r} not computed; choose one of {sorted(candidate)}")
+        raise ConfigError(f"gate metric {metric!r} not computed; choose one of {sorted(candidate)}")
     ours, theirs = candidate[metric], None if current is None else current[metric]
 
     def decision(promote: bool, reason: str) -> Decision:

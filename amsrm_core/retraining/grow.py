@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from amsrm.errors import AmsrmError
 from amsrm_core.features import FeatureSchema, feature_tables
 from amsrm_core.models import MODELS, Recommender
 from amsrm_core.schema import InteractionData
 
 
-class GrowthError(ValueError):
+class GrowthError(AmsrmError, ValueError):
     """The new data needs a different architecture, not just bigger vocabularies."""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from amsrm.errors import ConfigError
 from amsrm_core.checkpoint import LoadedCheckpoint, save_checkpoint
 from amsrm_core.registry import LoadedVersion, ModelRegistry
 from amsrm_core.retraining.dataset import Base, encode_events, events_from_samples
@@ -198,9 +199,9 @@ def parse_duration(text: str) -> float:
     try:
         seconds = float(text[:-1]) * _UNITS[text[-1]] if text and text[-1] in _UNITS else float(text)
     except ValueError as e:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 1h, 1d)") from e
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 30m, 1h, 1d)") from e
     if seconds <= 0:
-        raise ValueError(f"a duration must be positive, got {text!r}")
+        raise ConfigError(f"a duration must be positive, got {text!r}")
     return seconds
 
 

@@ -11,7 +11,7 @@ and the registry must sit on storage every worker can read (a shared volume).
 
 A new version is loaded and verified in a thread — checksums, weights, the Scorer and
 its item representations — while the worker keeps scoring with the old one; the agent
-then swaps between micro-batches (streams.agents).  A version that fails to load is
+then swaps between micro-batches (streams.worker.agents).  A version that fails to load is
 refused with an error in the log, and the old model keeps serving; the pointer is not
 tried again until it changes (a new promotion, a rollback, or the same version promoted
 again).
@@ -24,7 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from amsrm_core.registry import LoadedVersion, ModelRegistry, Pointer
+from amsrm_core.registry import LoadedVersion, ModelRegistry, Pointer, RegistryError
 from amsrm_core.scoring import Scorer, release
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def serve_current(registry: ModelRegistry, build: BuildScorer, poll_s: float) ->
     """The scorer of the registry's current version, and a watcher that follows the pointer from there."""
     pointer = registry.current()
     if pointer is None:
-        raise FileNotFoundError(f"model registry {registry.root} has no current version; promote one "
+        raise RegistryError(f"model registry {registry.root} has no current version; promote one "
                                 "(amsrm registry add DIR --promote) or set AMSRM_MODEL_SOURCE=path")
     scorer = build(registry.load(pointer.version, pointer.manifest_sha256))
     log.info("serving model version %s (%s) from %s", pointer.version, scorer.version, registry.root)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from amsrm.errors import ConfigError
 from amsrm_core.batching import WindowTensors, training_windows
 from amsrm_core.evaluate import evaluate
 from amsrm_core.models.base import Recommender
@@ -118,14 +119,14 @@ def train(
         return result
 
     if config.precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {config.precision!r}")
+        raise ConfigError(f"precision must be fp32 or bf16, got {config.precision!r}")
     # foreach: one multi-tensor update instead of a Python loop over parameters (the CPU default)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                  foreach=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     generator = torch.Generator().manual_seed(config.seed)
     if config.budget_clock not in BUDGET_CLOCKS:
-        raise ValueError(f"budget_clock must be one of {sorted(BUDGET_CLOCKS)}, got {config.budget_clock!r}")
+        raise ConfigError(f"budget_clock must be one of {sorted(BUDGET_CLOCKS)}, got {config.budget_clock!r}")
     budget_clock = BUDGET_CLOCKS[config.budget_clock]
     best_score, best_state, stale, elapsed, budget_used = -1.0, None, 0, 0.0, 0.0
     bar = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not config.progress, leave=False)

@@ -2,7 +2,7 @@
 
 Used by bench/gc_bench.py: once a second it writes, to ``$AMSRM_GC_PROBE_DIR/<pid>.json``,
 per generation the number of collections, their total seconds and the longest one, plus
-the process's command line and how many objects are frozen (streams.heap).
+the process's command line and how many objects are frozen (streams.worker.heap).
 """
 
 import gc

@@ -1,0 +1,65 @@
+"""The Faust application, built from StreamSettings (env vars / AMSRM_CONFIG file).
+
+Only the app lives here; topics, tables and agents are in their own modules and
+are found through ``autodiscover`` (which agent module depends on the ``agent``
+setting).  Run a worker with::
+
+    faust -A streams.worker.app worker -l info --without-web      # or: python -m streams worker ...
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import faust
+
+from amsrm.errors import ConfigError
+from amsrm.logs import logging_config
+from amsrm.settings import StreamSettings
+from streams.worker.transport import consumer_urls
+
+RECOMMEND = "streams.worker.agents"
+SHARED_MODULES = ("streams.worker.lifecycle", "streams.worker.ops")  # every worker's hooks and endpoint
+
+
+def agent_module(settings: StreamSettings) -> str:
+    """The module whose agents this worker runs: the scoring agent, or a module named in full (the
+    benchmark's no-op ``streams.local.passthrough``), so that nothing but ``recommend`` is built in."""
+    if settings.agent == "recommend":
+        return RECOMMEND
+    if "." not in settings.agent or importlib.util.find_spec(settings.agent) is None:
+        raise ConfigError(f"AMSRM_AGENT must be recommend or an importable module, got {settings.agent!r}")
+    return settings.agent
+
+
+def app_options(settings: StreamSettings) -> dict[str, Any]:
+    """faust.App keyword arguments for these settings."""
+    module = agent_module(settings)
+    return {
+        "id": settings.app_id,
+        "broker": settings.broker_url,
+        "broker_consumer": consumer_urls(settings.broker_url),  # Faust's consumer, fetch wait tunable
+        "store": settings.store_url,
+        "datadir": settings.data_dir,
+        "autodiscover": (module, *SHARED_MODULES),
+        # Faust also scans ``origin`` (and guesses it as the whole package when unset, starting
+        # both agents): name the chosen agent module
+        "origin": module,
+        # the embedded broker has no idempotent producer; consumers deduplicate by event id
+        "processing_guarantee": "at_least_once",
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "table_standby_replicas": settings.table_standby_replicas,
+        "producer_max_batch_size": settings.producer_max_batch_size,
+        "producer_linger_ms": settings.producer_linger_ms,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_commit_interval": settings.commit_interval_s,
+        # text: Faust's own log setup; json: one object per line (amsrm.logs)
+        **({"logging_config": logging_config(settings)} if settings.log_format != "text" else {}),
+    }
+
+
+settings = StreamSettings.load()
+app = faust.App(**app_options(settings))

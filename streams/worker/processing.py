@@ -1,0 +1,260 @@
+"""What the scoring agent does with one micro-batch of raw events.
+
+Per event, in partition order: validate (bad → dead letter with a reason), update
+the user's window (skipped for an event redelivered after a crash: its offset is
+not newer than the window's), queue a labelled sample (window before + this item).
+Then one forward pass over every event's window through the shared Scorer, and one
+recommendation per valid event.  Nothing valid is dropped: an event keyed by
+something other than its user id is re-published with the right key (the Faust
+repartition idiom) instead of being scored on the wrong partition, and a scoring
+failure dead-letters only the windows that fail on their own.
+
+Faust ties table reads and writes to the *current event* (it picks the partition's
+RocksDB and changelog partition from it), and ``take_events`` leaves that set to
+the last event buffered, which may be of another partition.  ``in_event`` sets it
+to the event being handled: without it, users of different partitions in one
+micro-batch would be written to the wrong changelog partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import weakref
+from collections.abc import Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from faust import streams as faust_streams
+from faust.types import EventT
+
+from amsrm.settings import StreamSettings
+from amsrm_core.scoring import Ranked, Scorer, Window
+from streams.ops.metrics import BatchObserver
+from streams.worker.records import BehaviourEvent
+from streams.worker.scoring_process import ProcessScorer, ScoringUnavailable
+from streams.worker.state import UserWindow
+from streams.worker.validation import Limits, Rejected, parse_event
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "amsrm-reason"
+DETAIL_HEADER = "amsrm-detail"
+SOURCE_HEADER = "amsrm-source"
+WORKER_HEADER = "amsrm-worker"
+
+
+class Sendable(Protocol):
+    async def send(self, *, key: bytes | None = None, value: bytes | None = None,
+                   headers: Any = None) -> Any: ...
+
+
+class ProducerSink:
+    """Encoded bytes straight to the app's producer: what ``topic.send`` does, minus its per-message cost.
+
+    ``topic.send`` builds a FutureMessage, serializes through the topic's codecs and
+    attaches callbacks for every message; the worker already has the bytes.  ``send``
+    returns as soon as the message is in the producer's buffer (it does not wait for
+    the broker), which is all at-least-once needs: Faust flushes the producer before
+    it commits an offset, and the pipeline releases an event only after this returns.
+    """
+
+    def __init__(self, topic: Any) -> None:
+        self.topic = topic
+        self.name = topic.get_topic_name()
+
+    async def send(self, *, key: bytes | None = None, value: bytes | None = None,
+                   headers: Any = None) -> Any:
+        return await self.topic.app.producer.send(self.name, key, value, None, None, headers)
+
+
+@dataclass
+class Outputs:
+    """Where the processor publishes (encoded bytes): ProducerSinks in a worker, mocks in unit tests."""
+
+    recommendations: Sendable
+    samples: Sendable
+    dead_letters: Sendable
+    events: Sendable  # for re-keying events that arrived under the wrong key
+
+
+@dataclass
+class Counters:
+    events: int = 0
+    recommendations: int = 0
+    fallbacks: int = 0
+    dead_letters: int = 0
+    rekeyed: int = 0
+    redelivered: int = 0
+    batches: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    prepare_s: float = 0.0  # validating and updating windows (event loop)
+    score_s: float = 0.0  # waiting for the scorer (child process or thread), summed over batches
+    score_wait_s: float = 0.0  # finish() awaiting the scores, per-window retries included
+    publish_s: float = 0.0  # handing outputs to the producer (event loop)
+
+
+@dataclass
+class _Scored:
+    """One valid event and the windows around it."""
+
+    event: EventT
+    record: BehaviourEvent
+    before: UserWindow
+    after: UserWindow
+
+
+@contextmanager
+def in_event(event: EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event while touching tables (see module docstring)."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def limits_of(settings: StreamSettings) -> Limits:
+    return Limits(settings.max_event_bytes, settings.min_event_time_ms, settings.max_clock_skew_ms)
+
+
+class BatchProcessor:
+    def __init__(self, settings: StreamSettings, scorer: Scorer | ProcessScorer,
+                 table: MutableMapping[bytes, bytes], outputs: Outputs) -> None:
+        self.settings, self.scorer, self.table, self.outputs = settings, scorer, table, outputs
+        self.window_length = settings.window_length or scorer.max_len
+        self.limits = limits_of(settings)
+        self.counters = Counters()
+        self.observer = BatchObserver()  # metrics hooks (streams.worker.ops sets the real one)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}".encode()
+        self._worker_headers = [(WORKER_HEADER, self.worker)]
+
+    async def process(self, events: Sequence[EventT]) -> None:
+        """One micro-batch end to end (the pipeline runs the two halves overlapped)."""
+        await self.finish(await self.prepare(events))
+
+    async def prepare(self, events: Sequence[EventT]) -> list[_Scored]:
+        """In input order: validate, dead-letter, update windows.  Must run batch after batch."""
+        started = time.perf_counter()
+        self.counters.batches += 1
+        self.observer.batch_read(len(events))
+        scored = await self._update_windows(events)
+        self.counters.prepare_s += time.perf_counter() - started
+        return scored
+
+    async def finish(self, scored: list[_Scored]) -> None:
+        """Score the prepared windows (off the event loop, which keeps reading) and publish."""
+        if not scored:
+            return
+        windows = [Window(s.record.user_id, s.after.scoring_events()) for s in scored]
+        started = time.perf_counter()
+        ranked = await self._recommend(windows)
+        scored_at = time.perf_counter()
+        self.observer.scored(len(windows), scored_at - started)
+        for s, r in zip(scored, ranked, strict=True):
+            if r is None:
+                await self.dead_letter(s.event, Rejected("scoring_error", "the scorer failed on this window"))
+            else:
+                await self._publish(s, r)
+        self.counters.score_wait_s += scored_at - started
+        self.counters.publish_s += time.perf_counter() - scored_at
+
+    async def _update_windows(self, events: Sequence[EventT]) -> list[_Scored]:
+        scored: list[_Scored] = []
+        latest: dict[bytes, tuple[EventT, UserWindow]] = {}  # this batch's writes, one per user
+        clock = now_ms()
+        for event in events:
+            self.counters.events += 1
+            message = event.message
+            record = parse_event(message.value, self.limits, clock)
+            if isinstance(record, Rejected):
+                await self.dead_letter(event, record)
+                continue
+            key = record.user_id.encode()
+            if message.key != key:
+                self.counters.rekeyed += 1
+                await self.outputs.events.send(key=key, value=message.value)
+                continue
+            if key in latest:
+                window = latest[key][1]
+            else:
+                with in_event(event):
+                    window = UserWindow.from_bytes(self.table.get(key))
+            if message.offset <= window.last_offset:  # redelivered: already in the window
+                self.counters.redelivered += 1
+                before = window.before(message.offset)
+                after = before.append(record, message.offset, self.window_length)
+            else:
+                before, after = window, window.append(record, message.offset, self.window_length)
+                latest[key] = (event, after)
+            scored.append(_Scored(event, record, before, after))
+        for key, (event, window) in latest.items():
+            with in_event(event):
+                self.table[key] = window.to_bytes()
+        return scored
+
+    async def _recommend(self, windows: list[Window]) -> list[Ranked | None]:
+        """One batched pass; if it fails, each window alone, so one bad window cannot sink the rest."""
+        try:
+            return list(await self._score(windows))
+        except ScoringUnavailable:
+            raise  # no scorer at all: the batch must be redelivered, not dead-lettered
+        except Exception:
+            log.exception("scoring a batch of %d windows failed; retrying one by one", len(windows))
+        out: list[Ranked | None] = []
+        for window in windows:
+            try:
+                out.extend(await self._score([window]))
+            except ScoringUnavailable:
+                raise
+            except Exception:
+                log.exception("scoring the window of user %r failed", window.user_id)
+                out.append(None)
+        return out
+
+    async def _score(self, windows: list[Window]) -> list[Ranked]:
+        """In the scorer's child process, or in a thread; either way the event loop reads on meanwhile."""
+        started = time.perf_counter()
+        try:
+            return await self.scorer.recommend_async(windows)
+        finally:
+            self.counters.score_s += time.perf_counter() - started
+
+    async def _publish(self, s: _Scored, ranked: Ranked) -> None:
+        """Encode once with orjson (the JSON of streams.worker.records) and hand the bytes to the producer."""
+        record, key = s.record, s.event.message.key
+        recommendation = {
+            "user_id": record.user_id, "event_id": record.event_id, "items": ranked.items,
+            "scores": ranked.scores, "model_version": self.scorer.version, "event_time_ms": record.timestamp,
+            "publish_time_ms": now_ms(), "fallback": ranked.fallback}
+        await self.outputs.recommendations.send(key=key, value=orjson.dumps(recommendation),
+                                                headers=self._worker_headers)
+        self.counters.recommendations += 1
+        self.observer.published(record.timestamp, recommendation["publish_time_ms"])
+        self.counters.fallbacks += ranked.fallback is not None
+        if self.settings.publish_samples and s.before.entries:
+            sample = {
+                "user_id": record.user_id, "event_id": record.event_id, "window": s.before.public(),
+                "user_fields": s.before.user_fields, "next_item_id": record.item_id,
+                "next_behaviour": record.behaviour, "event_time_ms": record.timestamp,
+                "next_item_fields": record.item_fields}
+            await self.outputs.samples.send(key=key, value=orjson.dumps(sample))
+
+    async def dead_letter(self, event: EventT, rejected: Rejected) -> None:
+        """The raw bytes and key unchanged; why and where from in the headers."""
+        message = event.message
+        self.counters.dead_letters += 1
+        self.counters.reasons[rejected.reason] = self.counters.reasons.get(rejected.reason, 0) + 1
+        source = f"{message.topic}/{message.partition}/{message.offset}"
+        headers = [(REASON_HEADER, rejected.reason.encode()), (DETAIL_HEADER, rejected.detail.encode()),
+                   (SOURCE_HEADER, source.encode())]
+        log.debug("dead letter %s: %s (%s)", source, rejected.reason, rejected.detail)
+        await self.outputs.dead_letters.send(key=message.key, value=message.value or b"", headers=headers)

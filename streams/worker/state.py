@@ -1,0 +1,71 @@
+"""The per-user window kept in the table: the last n events with their side fields.
+
+Stored as compact orjson bytes (the table's values are raw bytes), one list per
+event.  Each entry remembers the input offset it came from: the input topic and
+the table are co-partitioned and a user's events always land in one partition, so
+offsets grow per user, and an event redelivered after a crash (at-least-once) is
+recognised as already applied instead of being appended twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from streams.worker.records import BehaviourEvent
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEntry:
+    event_id: str
+    item_id: str
+    behaviour: str | None
+    timestamp: int
+    offset: int  # input topic offset (same partition for every event of a user)
+    item_fields: dict | None = None
+
+    def to_list(self) -> list:
+        return [self.event_id, self.item_id, self.behaviour, self.timestamp, self.offset, self.item_fields]
+
+    def public(self) -> dict:
+        """The entry as published in labelled samples (offsets are internal)."""
+        return {"event_id": self.event_id, "item_id": self.item_id, "behaviour": self.behaviour,
+                "timestamp": self.timestamp, "item_fields": self.item_fields}
+
+
+@dataclass(frozen=True, slots=True)
+class UserWindow:
+    entries: tuple[WindowEntry, ...] = ()
+    user_fields: dict | None = None  # the latest event's user side fields
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> UserWindow:
+        if raw is None:
+            return cls()
+        data = orjson.loads(raw)
+        return cls(tuple(WindowEntry(*e) for e in data["e"]), data.get("u"))
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"e": [e.to_list() for e in self.entries], "u": self.user_fields})
+
+    @property
+    def last_offset(self) -> int:
+        return self.entries[-1].offset if self.entries else -1
+
+    def before(self, offset: int) -> UserWindow:
+        """The window as it was when the event at ``offset`` arrived (for redelivered events)."""
+        return UserWindow(tuple(e for e in self.entries if e.offset < offset), self.user_fields)
+
+    def append(self, event: BehaviourEvent, offset: int, length: int) -> UserWindow:
+        entry = WindowEntry(event.event_id, event.item_id, event.behaviour, event.timestamp, offset,
+                            event.item_fields)
+        user_fields = event.user_fields if event.user_fields is not None else self.user_fields
+        return UserWindow((*self.entries, entry)[-length:], user_fields)
+
+    def public(self) -> list[dict]:
+        """The entries as published in labelled samples."""
+        return [e.public() for e in self.entries]
+
+    def scoring_events(self) -> list[tuple[str, str | None]]:
+        return [(e.item_id, e.behaviour) for e in self.entries]

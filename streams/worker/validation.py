@@ -1,0 +1,101 @@
+"""Turn raw event bytes into a BehaviourEvent, or into a reason why not.
+
+The worker consumes raw bytes and validates here, so a bad payload can never raise
+inside the agent: it becomes a dead letter with a machine-readable reason code and
+a human-readable detail.  The rules are the JSON Schema in docs/event.schema.json
+plus two that JSON Schema cannot express: a size limit and a plausible time range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.worker.records import BehaviourEvent
+
+MAX_ID_CHARS = 256
+MAX_BEHAVIOUR_CHARS = 64
+MAX_FIELDS = 32  # side fields per entity
+MAX_FIELD_VALUES = 32  # values of one multi-valued field
+MAX_VALUE_CHARS = 256
+REQUIRED = ("event_id", "user_id", "item_id", "timestamp")
+REASONS = ("empty", "oversized", "bad_json", "not_an_object", "missing_field", "wrong_type", "bad_value",
+           "bad_timestamp")  # the worker adds "scoring_error" for a window the scorer fails on
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    min_time_ms: int
+    max_skew_ms: int
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str  # a code: see REASONS
+    detail: str
+
+
+def _ident(data: dict, name: str, limit: int, optional: bool = False) -> str | Rejected | None:
+    value = data.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        return Rejected("wrong_type", f"{name} must be a string, got {type(value).__name__}")
+    if not value or len(value) > limit:
+        return Rejected("bad_value", f"{name} must have 1 to {limit} characters")
+    return value
+
+
+def _fields(data: dict, name: str) -> dict | Rejected | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return Rejected("wrong_type", f"{name} must be an object, got {type(value).__name__}")
+    if len(value) > MAX_FIELDS:
+        return Rejected("bad_value", f"{name} has more than {MAX_FIELDS} fields")
+    for key, v in value.items():
+        values = v if isinstance(v, list) else [v]
+        if len(values) > MAX_FIELD_VALUES or not all(isinstance(x, str) for x in values):
+            return Rejected("wrong_type", f"{name}.{key} must be a string or ≤ {MAX_FIELD_VALUES} strings")
+        if len(key) > MAX_VALUE_CHARS or any(len(x) > MAX_VALUE_CHARS for x in values):
+            return Rejected("bad_value", f"{name}.{key} is longer than {MAX_VALUE_CHARS} characters")
+    return value
+
+
+def parse_event(raw: bytes | None, limits: Limits, now_ms: int) -> BehaviourEvent | Rejected:
+    """Validate one payload; never raises."""
+    if raw is None or not raw:
+        return Rejected("empty", "no payload")
+    if len(raw) > limits.max_bytes:
+        return Rejected("oversized", f"{len(raw)} bytes > {limits.max_bytes}")
+    try:
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return Rejected("bad_json", str(e)[:200])
+    if not isinstance(data, dict):
+        return Rejected("not_an_object", f"top level is {type(data).__name__}")
+    missing = [name for name in REQUIRED if data.get(name) is None]
+    if missing:
+        return Rejected("missing_field", "missing " + ", ".join(missing))
+    checked = {
+        "event_id": _ident(data, "event_id", MAX_ID_CHARS),
+        "user_id": _ident(data, "user_id", MAX_ID_CHARS),
+        "item_id": _ident(data, "item_id", MAX_ID_CHARS),
+        "behaviour": _ident(data, "behaviour", MAX_BEHAVIOUR_CHARS, optional=True),
+        "user_fields": _fields(data, "user_fields"),
+        "item_fields": _fields(data, "item_fields"),
+    }
+    for value in checked.values():
+        if isinstance(value, Rejected):
+            return value
+    timestamp = data["timestamp"]
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        return Rejected("wrong_type", f"timestamp must be an integer (ms), got {type(timestamp).__name__}")
+    if not limits.min_time_ms <= timestamp <= now_ms + limits.max_skew_ms:
+        return Rejected("bad_timestamp", f"{timestamp} ms is outside [{limits.min_time_ms}, now + "
+                                         f"{limits.max_skew_ms}]")
+    return BehaviourEvent(timestamp=timestamp, **checked)
