@@ -16,6 +16,7 @@ install: $(BIN)/activate
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports  # the one-way layering ([tool.importlinter] in pyproject.toml)
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -1,24 +1,118 @@
-"""Hand fetched messages to the streams without an event-loop turn per message.
+"""Every use of a private Faust, mode or aiokafka API in the project, and the versions it was tested with.
 
-Faust's consumer delivers each fetched message with
-``wait_first(deliver(message), suspend_flow.wait())``: four tasks, an
-``asyncio.wait`` and three cancellations per message, and at least one full turn
-of the event loop before the next message can go, so on a busy worker the last
-messages of a fetch wait behind every other task that is ready.  (Throughput with
-and without it: docs/BENCHMARKS.md, "Streaming".)
-Delivery almost never has to wait (it decodes and puts into a queue with room),
-so ``wait_first_eager`` runs the first step of the first coroutine at once and, if
-it finishes there, returns without any task.  Only when it has to wait does it fall
-back to the ordinary ``wait_first`` for the rest of it, so a stop, crash or flow
-suspension still wins over a blocked delivery exactly as in Faust.
+Nothing else in the project touches a name with a leading underscore of these libraries, so an
+upgrade is checked here (the version check below runs at import and refuses untested versions;
+``AMSRM_UNTESTED_FAUST=1`` overrides it for someone testing a new release).  Each use says why the
+public API does not do:
+
+- ``Transport`` / ``consumer_urls``: Faust's aiokafka transport with two changes.  The consumer's
+  fetch wait (Faust hard-codes ``fetch_max_wait_ms=1500``; the embedded broker holds a fetch for
+  much of that time even when data is there) is set through aiokafka's ``_fetch_max_wait_ms``
+  before the consumer starts, and the consumer's ``wait_first`` (mode's ``Service.wait_first``,
+  reading mode's ``_stopped`` / ``_crashed`` flags) hands each fetched message over eagerly:
+
+  Faust delivers each fetched message with ``wait_first(deliver(message), suspend_flow.wait())``:
+  four tasks, an ``asyncio.wait`` and three cancellations per message, and at least one turn of the
+  event loop before the next message can go.  Delivery almost never has to wait (it decodes and
+  puts into a queue with room), so ``wait_first_eager`` runs the first step of the first coroutine
+  at once and, if it finishes there, returns without any task; only when it has to wait does it
+  fall back to the ordinary ``wait_first``, so a stop, crash or flow suspension still wins over a
+  blocked delivery exactly as in Faust.  (Throughput with and without it: docs/BENCHMARKS.md.)
+- ``current_event``: table writes outside ``async for event in stream`` must know their event
+  (its partition and offset) so that Faust writes the changelog message and tracks the offset;
+  Faust keeps it in the context variable ``faust.streams._current_event``.
+- ``send_raw``: ``Producer.send`` positionally (topic, key, value, partition, timestamp, headers):
+  the worker's outputs are already bytes, and ``Topic.send`` would build a ``FutureMessage`` and
+  callbacks per message.
+- ``ensure_buffer_room``: the producer buffer's ``max_messages`` (100), above which Faust stops
+  handing events to agents; a micro-batch writes up to ``batch_max`` windows at once.
+- ``open_databases``: the RocksDB store's ``_dbs`` (partition → database), for a key-count metric.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+import os
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
+from contextlib import contextmanager
+from importlib.metadata import version
 from typing import Any
 
+import aiokafka
+from faust import streams as faust_streams
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.services import WaitResults
+
+from amsrm.errors import AmsrmError
+
+# What these uses were tested with; pyproject.toml pins the same ranges.
+TESTED = {"faust-streaming": ((0, 15), (0, 16)), "mode-streaming": ((0, 7), (0, 8)),
+          "aiokafka": ((0, 14), (0, 15))}  # package: (lowest tested, first untested) major.minor
+OVERRIDE_ENV = "AMSRM_UNTESTED_FAUST"
+SCHEME = "amsrm-kafka"
+
+
+class UntestedVersion(AmsrmError):
+    """An installed faust-streaming / mode / aiokafka version these private-API uses were not tested with."""
+
+
+def _major_minor(text: str) -> tuple[int, int]:
+    major, minor, *_ = (int("".join(c for c in part if c.isdigit()) or 0) for part in [*text.split("."), "0"])
+    return major, minor
+
+
+def check_versions(installed: Mapping[str, str] | None = None) -> None:
+    """Refuse versions outside ``TESTED`` (unless ``AMSRM_UNTESTED_FAUST=1``)."""
+    if os.environ.get(OVERRIDE_ENV, "").lower() in ("1", "true", "yes"):
+        return
+    for package, (low, high) in TESTED.items():
+        found = (installed or {}).get(package) or version(package)
+        if not low <= _major_minor(found) < high:
+            raise UntestedVersion(
+                f"{package} {found} is untested with streams.faust_ext (tested: >={low[0]}.{low[1]},"
+                f"<{high[0]}.{high[1]}); install a tested version or set {OVERRIDE_ENV}=1 to try it")
+
+
+check_versions()
+
+
+# --- the consumer: fetch wait and eager hand-off
+
+class FetchTunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    fetch_max_wait_ms = 1500  # set by consumer_urls from the settings
+
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # read by AIOKafkaConsumer.start() when it builds its fetcher; the constructor took Faust's 1500
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        return consumer
+
+
+class Consumer(faust_aiokafka.Consumer):
+    eager_dispatch = True  # set by consumer_urls from the settings
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        if not self.eager_dispatch:
+            return await super().wait_first(*coros, timeout=timeout)
+        stopped = self._stopped.is_set() or self._crashed.is_set()
+        return await wait_first_eager(super().wait_first, stopped, *coros, timeout=timeout)
+
+    def _new_consumer_thread(self) -> FetchTunedConsumerThread:
+        return FetchTunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
+
+
+def consumer_urls(broker_url: str, fetch_max_wait_ms: int, eager_dispatch: bool) -> list[str]:
+    """The broker URLs with this transport's scheme (for ``faust.App(broker_consumer=...)``),
+    registering the transport with Faust on first use; the broker URL setting stays ``kafka://``."""
+    TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
+    FetchTunedConsumerThread.fetch_max_wait_ms = fetch_max_wait_ms
+    Consumer.eager_dispatch = eager_dispatch
+    return [f"{SCHEME}://{u.strip().split('://', 1)[-1]}" for u in broker_url.split(";") if u.strip()]
 
 
 class RestOf:
@@ -79,3 +173,30 @@ def _close(waitables: tuple[Any, ...]) -> None:
     for waitable in waitables:
         if isinstance(waitable, Coroutine):
             waitable.close()
+
+
+# --- the producer, tables and stores
+
+@contextmanager
+def current_event(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event while touching tables outside the stream's iteration."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+async def send_raw(producer: Any, topic: str, key: bytes | None, value: bytes | None, headers: Any) -> Any:
+    """Put already encoded bytes into Faust's producer buffer; returns once buffered (not acked)."""
+    return await producer.send(topic, key, value, None, None, headers)
+
+
+def ensure_buffer_room(producer: Any, messages: int) -> None:
+    """Let ``messages`` changelog messages wait in Faust's producer buffer before it stalls agents."""
+    producer.buffer.max_messages = max(producer.buffer.max_messages, messages)
+
+
+def open_databases(store: Any) -> Mapping[int, Any] | None:
+    """Partition → open RocksDB database of a ``rocksdb://`` table store; None for other stores."""
+    return getattr(store, "_dbs", None)

@@ -11,7 +11,7 @@ from streams.faust_ext import RestOf, wait_first_eager
 
 
 class Eager(Service):
-    """A mode service whose wait_first takes the eager path, as streams.worker.transport.Consumer's does."""
+    """A mode service whose wait_first takes the eager path, as streams.faust_ext.Consumer's does."""
 
     fallbacks = 0
 

@@ -152,7 +152,9 @@ class WorkerMetrics(ProcessMetrics, BatchObserver):
     def refresh_table(self, name: str, store: Any) -> None:
         """Entries per partition: RocksDB's key estimate (cheap), or the size of an in-memory store."""
         self.table_keys.clear()
-        dbs = getattr(store, "_dbs", None)  # faust.stores.rocksdb: partition → open database
+        from streams.faust_ext import open_databases  # Faust only where there is a table
+
+        dbs = open_databases(store)  # rocksdb:// stores: partition → open database
         if dbs is not None:
             for partition, db in list(dbs.items()):
                 self.table_keys.labels(name, str(partition)).set(

@@ -18,6 +18,7 @@ from amsrm.settings import StreamSettings
 from amsrm_core.registry import LoadedVersion, ModelRegistry
 from amsrm_core.retraining.watch import ModelWatcher, serve_current
 from amsrm_core.scoring import Scorer, release
+from streams.faust_ext import ensure_buffer_room
 from streams.worker import heap
 from streams.worker.app import app, settings
 from streams.worker.ops import attach
@@ -88,7 +89,7 @@ async def recommend(stream) -> None:
     # Table writes queue their changelog messages in Faust's producer buffer, and above its
     # max_messages (100) Faust stops handing events to the agent until it drains: a micro-batch
     # writes up to batch_max windows at once, so let one batch (and the one in flight) fit.
-    app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 2 * settings.batch_max)
+    ensure_buffer_room(app.producer, 2 * settings.batch_max)
     last_report = time.monotonic()
     if watcher is not None:
         watcher.start()

@@ -17,7 +17,7 @@ import faust
 from amsrm.errors import ConfigError
 from amsrm.logs import logging_config
 from amsrm.settings import StreamSettings
-from streams.worker.transport import consumer_urls
+from streams.faust_ext import consumer_urls
 
 RECOMMEND = "streams.worker.agents"
 SHARED_MODULES = ("streams.worker.lifecycle", "streams.worker.ops")  # every worker's hooks and endpoint
@@ -39,7 +39,9 @@ def app_options(settings: StreamSettings) -> dict[str, Any]:
     return {
         "id": settings.app_id,
         "broker": settings.broker_url,
-        "broker_consumer": consumer_urls(settings.broker_url),  # Faust's consumer, fetch wait tunable
+        # Faust's consumer with a settable fetch wait and the eager hand-off (streams.faust_ext)
+        "broker_consumer": consumer_urls(settings.broker_url, settings.consumer_fetch_max_wait_ms,
+                                         settings.eager_dispatch),
         "store": settings.store_url,
         "datadir": settings.data_dir,
         "autodiscover": (module, *SHARED_MODULES),

@@ -11,7 +11,7 @@ failure dead-letters only the windows that fail on their own.
 
 Faust ties table reads and writes to the *current event* (it picks the partition's
 RocksDB and changelog partition from it), and ``take_events`` leaves that set to
-the last event buffered, which may be of another partition.  ``in_event`` sets it
+the last event buffered, which may be of another partition.  ``faust_ext.current_event`` sets it
 to the event being handled: without it, users of different partitions in one
 micro-batch would be written to the wrong changelog partition.
 """
@@ -22,18 +22,16 @@ import logging
 import os
 import socket
 import time
-import weakref
-from collections.abc import Iterator, MutableMapping, Sequence
-from contextlib import contextmanager
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from faust import streams as faust_streams
 from faust.types import EventT
 
 from amsrm.settings import StreamSettings
 from amsrm_core.scoring import Ranked, Scorer, Window
+from streams.faust_ext import current_event, send_raw
 from streams.ops.metrics import BatchObserver
 from streams.worker.records import BehaviourEvent
 from streams.worker.scoring_process import ProcessScorer, ScoringUnavailable
@@ -69,7 +67,7 @@ class ProducerSink:
 
     async def send(self, *, key: bytes | None = None, value: bytes | None = None,
                    headers: Any = None) -> Any:
-        return await self.topic.app.producer.send(self.name, key, value, None, None, headers)
+        return await send_raw(self.topic.app.producer, self.name, key, value, headers)
 
 
 @dataclass
@@ -106,16 +104,6 @@ class _Scored:
     record: BehaviourEvent
     before: UserWindow
     after: UserWindow
-
-
-@contextmanager
-def in_event(event: EventT) -> Iterator[None]:
-    """Make ``event`` Faust's current event while touching tables (see module docstring)."""
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 def now_ms() -> int:
@@ -186,7 +174,7 @@ class BatchProcessor:
             if key in latest:
                 window = latest[key][1]
             else:
-                with in_event(event):
+                with current_event(event):
                     window = UserWindow.from_bytes(self.table.get(key))
             if message.offset <= window.last_offset:  # redelivered: already in the window
                 self.counters.redelivered += 1
@@ -197,7 +185,7 @@ class BatchProcessor:
                 latest[key] = (event, after)
             scored.append(_Scored(event, record, before, after))
         for key, (event, window) in latest.items():
-            with in_event(event):
+            with current_event(event):
                 self.table[key] = window.to_bytes()
         return scored
 
