@@ -17,6 +17,7 @@ install: $(BIN)/activate
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports  # the one-way layering ([tool.importlinter] in pyproject.toml)
+	$(BIN)/mypy amsrm amsrm_core producers streams
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -7,6 +7,7 @@
     amsrm evaluate --checkpoint runs/beauty                          # data set and protocol from its manifest
     amsrm demo                                                       # streaming demo (streams.cli)
     amsrm config-reference > docs/CONFIG.md                          # every setting, from amsrm.settings
+    amsrm schemas                                                    # docs/schemas/, docs/asyncapi.yaml
 
 Each package contributes ``register(sub)`` and ``COMMANDS``; the stream layer's commands import
 Faust and the broker tools only when they run.
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Callable
 
 import amsrm
+import amsrm.schemas
 import amsrm_core.cli
 import amsrm_core.experiments.cli
 import amsrm_core.retraining.cli
@@ -35,6 +37,11 @@ def cmd_config_reference(args: argparse.Namespace) -> None:
     print(reference(), end="")
 
 
+def cmd_schemas(args: argparse.Namespace) -> None:
+    if amsrm.schemas.run(args):
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amsrm", description="AMSRM streaming recommender")
     parser.add_argument("--version", action="version", version=f"amsrm {amsrm.__version__}")
@@ -42,11 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     for package in PACKAGES:
         package.register(sub)
     sub.add_parser("config-reference", help="print the settings reference (docs/CONFIG.md) as markdown")
+    amsrm.schemas.register_arguments(sub.add_parser(
+        "schemas", help="write the messages' JSON Schemas (docs/schemas/) and docs/asyncapi.yaml"))
     return parser
 
 
 def commands() -> dict[str, Command]:
-    table: dict[str, Command] = {"config-reference": cmd_config_reference}
+    table: dict[str, Command] = {"config-reference": cmd_config_reference, "schemas": cmd_schemas}
     for package in PACKAGES:
         table.update(package.COMMANDS)
     return table

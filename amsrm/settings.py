@@ -67,7 +67,7 @@ class StreamSettings:
     max_event_bytes: int = setting(8192, "events larger than this are dead-lettered as oversized")
     min_event_time_ms: int = setting(946_684_800_000, "earliest plausible event time (ms since epoch)")
     max_clock_skew_ms: int = setting(86_400_000, "how far in the future an event time may lie")
-    # --- Faust / client tuning (BROKER.md work-arounds are settings, not constants)
+    # --- Faust / client tuning (docs/BROKER.md work-arounds are settings, not constants)
     producer_max_batch_size: int = setting(
         16384, "producer batch bytes; 1 works around the embedded broker's end-offset defect")
     producer_linger_ms: int = setting(0, "how long the producer waits to fill a batch")

@@ -2,7 +2,10 @@
 
 A checkpoint directory holds ``weights.safetensors`` (tensors only: nothing in it can
 run code when read) and ``manifest.json`` (model name and config, feature schema,
-vocabularies, metrics, training config, and the SHA-256 of the weights file).
+vocabularies, metrics, the SHA-256 of the weights file, and what it was trained on:
+``dataset`` (the name ``load_dataset`` takes, or null), ``data_name``, ``protocol`` and
+``train_config``, the TrainConfig as a dict; null where the writer did not know them).
+Manifests from before these fields load too: ``trained_on`` says what is missing.
 Loading verifies the checksum before reading a single tensor, and refuses unknown
 model names or config keys instead of guessing.
 """
@@ -11,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import torch
@@ -20,13 +23,19 @@ from safetensors.torch import load_file, save_file
 
 from amsrm.errors import AmsrmError
 from amsrm_core.features import FeatureSchema
+from amsrm_core.files import write_atomically
 from amsrm_core.models import MODELS, Recommender
 from amsrm_core.schema import InteractionData
 from amsrm_core.vocab import Vocabulary
 
+if TYPE_CHECKING:
+    from amsrm_core.training.trainer import TrainConfig
+
 WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+# first-class manifest fields about the training run (null when unknown; absent in older manifests)
+RUN_FIELDS = ("dataset", "data_name", "protocol", "train_config")
 
 
 class CheckpointError(AmsrmError, ValueError):
@@ -55,21 +64,29 @@ def model_name_of(model: Recommender) -> str:
     raise CheckpointError(f"{type(model).__name__} is not in the model registry")
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(directory: str | Path, model: Recommender, data: InteractionData,
-                    metrics: dict | None = None, extra: dict | None = None) -> Path:
-    """Write weights then manifest (the manifest's checksum makes a half-written pair fail loudly)."""
+                    metrics: dict | None = None, extra: dict | None = None, *,
+                    dataset: str | None = None, protocol: str | None = None,
+                    train_config: TrainConfig | dict | None = None) -> Path:
+    """Write weights then manifest (the manifest's checksum makes a half-written pair fail loudly).
+
+    ``dataset`` is the name to load the data again with (``load_dataset(dataset)``), ``protocol``
+    the split, ``train_config`` a TrainConfig (or its dict).  ``extra`` adds other keys; a
+    ``dataset`` or ``protocol`` in it stands for the keyword when the keyword is not given.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    extra = dict(extra or {})
+    run = {"dataset": extra.pop("dataset", None) if dataset is None else dataset,
+           "data_name": data.name,
+           "protocol": extra.pop("protocol", None) if protocol is None else protocol,
+           "train_config": train_config if train_config is None or isinstance(train_config, dict)
+           else dataclasses.asdict(train_config)}
+    clash = set(extra) & set(RUN_FIELDS)
+    if clash:
+        raise ValueError(f"extra keys {sorted(clash)} are manifest fields: pass them as keywords")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = directory / (WEIGHTS + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, directory / WEIGHTS)
+    write_atomically(directory / WEIGHTS, lambda tmp: save_file(state, str(tmp)))
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": model_name_of(model),
@@ -78,9 +95,10 @@ def save_checkpoint(directory: str | Path, model: Recommender, data: Interaction
         "vocabularies": vocabularies_of(data),
         "metrics": metrics or {},
         "weights_sha256": sha256_of(directory / WEIGHTS),
-        **(extra or {}),
+        **run,
+        **extra,
     }
-    _write_atomically(directory / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    write_atomically(directory / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return directory
 
 
@@ -120,3 +138,16 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     model.to(device).eval()
     vocabs = {k: Vocabulary.from_json(v) for k, v in manifest["vocabularies"].items()}
     return LoadedCheckpoint(model, manifest, vocabs)
+
+
+def trained_on(manifest: dict, where: str | Path, dataset: str | None = None,
+               protocol: str | None = None) -> tuple[str, str]:
+    """The data set and protocol to evaluate a checkpoint on: as given, else from its manifest."""
+    dataset = dataset or manifest.get("dataset")
+    protocol = protocol or manifest.get("protocol")
+    if not dataset or not protocol:
+        missing = " and ".join(flag for flag, value in (("--dataset", dataset), ("--protocol", protocol))
+                               if not value)
+        raise CheckpointError(f"{where}: the manifest does not say which data set or protocol it was trained "
+                              f"on (written by an older version, or by retraining): pass {missing}")
+    return dataset, protocol

@@ -8,7 +8,7 @@ other package's subcommands.
     amsrm train --dataset ml-100k --seeds 0 1 2 --threads 1 \\
         --results docs/results/ml-100k.json                         # the documented results
     amsrm train --dataset beauty --set d_model=64 --checkpoint runs/beauty
-    amsrm evaluate --checkpoint runs/beauty --dataset beauty
+    amsrm evaluate --checkpoint runs/beauty              # data set and protocol from its manifest
 """
 
 from __future__ import annotations
@@ -22,65 +22,73 @@ from typing import get_type_hints
 import orjson
 
 from amsrm.errors import ConfigError
-from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from amsrm_core.data import DATASETS, load_dataset
+from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trained_on
+from amsrm_core.data import DATASETS, canonical_name, load_dataset
 from amsrm_core.evaluate import evaluate
 from amsrm_core.models import MODELS
 from amsrm_core.report import k_table, results_table
 from amsrm_core.results import git_commit, merge_results, write_results
 from amsrm_core.runner import Experiment, make_split, parse_overrides, run_seed
-from amsrm_core.training.trainer import TrainConfig, resolve_device
+from amsrm_core.splits import SPLITS
+from amsrm_core.training.trainer import TrainConfig, config_choices, config_doc, resolve_device
 
 SHOWN = ("precision@10", "recall@10", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10")
 
 
-def _data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="synthetic", help=f"one of {', '.join(DATASETS)}")
-    parser.add_argument("--data", help="data path (default: $AMSRM_DATA or ../shared/data/<folder>)")
-    parser.add_argument("--protocol", default="loo", choices=["loo", "temporal"],
-                        help="leave-one-out by time, or a global temporal split")
+def _data_args(parser: argparse.ArgumentParser, from_checkpoint: bool = False) -> None:
+    """``from_checkpoint``: no defaults for --dataset and --protocol, the checkpoint's manifest has them."""
+    parser.add_argument("--dataset", default=None if from_checkpoint else "synthetic",
+                        help=f"one of {', '.join(DATASETS)}"
+                        + (" (default: the one the checkpoint was trained on)" if from_checkpoint else ""))
+    parser.add_argument("--data", help="data path (default: $AMSRM_DATA/<folder>, else ./data/<folder>)")
+    parser.add_argument("--protocol", default=None if from_checkpoint else "loo", choices=sorted(SPLITS),
+                        help="leave-one-out by time, or a global temporal split"
+                        + (" (default: the checkpoint's)" if from_checkpoint else ""))
 
 
 def _train_args(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, typed from the dataclass, so the two cannot drift."""
+    """One flag per TrainConfig field, typed, documented and restricted from the dataclass (one source)."""
     defaults, hints = TrainConfig(), get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("seed", "progress"):
             continue
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
         if hints[f.name] is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=config_doc(f.name))
         else:
-            parser.add_argument(flag, type=hints[f.name], default=default)
+            parser.add_argument(flag, type=hints[f.name], default=default, choices=config_choices(f.name),
+                                help=config_doc(f.name) + " (default: %(default)s)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the offline subcommands to the ``amsrm`` parser."""
     data = sub.add_parser("data", help="inspect a data set")
-    data.add_argument("action", choices=["stats"])
+    data.add_argument("action", choices=["stats"], help="stats: sizes, side fields and the load report")
     _data_args(data)
 
     train = sub.add_parser("train", help="train and evaluate a model (one or more seeds)")
     _data_args(train)
-    train.add_argument("--model", default="amsrm", choices=sorted(MODELS))
+    train.add_argument("--model", default="amsrm", choices=sorted(MODELS), help="architecture to train")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="model config override, e.g. --set d_model=128 --set use_user_fields=false")
-    train.add_argument("--seeds", type=int, nargs="+", default=[0])
+    train.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     train.add_argument("--name", help="key of this model in the results file (default: --model)")
     train.add_argument("--checkpoint", type=Path, help="save the model here (seed-suffixed if several)")
     train.add_argument("--results", type=Path, help="merge the multi-seed summary into this JSON file")
-    train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
     _train_args(train)
 
     ev = sub.add_parser("evaluate", help="evaluate a saved checkpoint on a data set's split")
-    _data_args(ev)
-    ev.add_argument("--checkpoint", type=Path, required=True)
-    ev.add_argument("--device", default="auto")
-    ev.add_argument("--mask-history", action=argparse.BooleanOptionalAction, default=True)
+    _data_args(ev, from_checkpoint=True)
+    ev.add_argument("--checkpoint", type=Path, required=True, help="folder written by train --checkpoint")
+    ev.add_argument("--device", default="auto", help=config_doc("device"))
+    ev.add_argument("--mask-history", action=argparse.BooleanOptionalAction, default=True,
+                    help=config_doc("mask_history"))
 
     results = sub.add_parser("results", help="combine results files written by parallel seed runs")
     results.add_argument("action", choices=["merge", "table"], help="merge files, or print a markdown table")
-    results.add_argument("inputs", nargs="+", type=Path)
+    results.add_argument("inputs", nargs="+", type=Path, help="results files (train --results)")
     results.add_argument("--out", type=Path, help="merged file (merge)")
     results.add_argument("--model", help="table: every metric at every K for this model instead")
 
@@ -91,13 +99,14 @@ def _print_metrics(label: str, metrics: dict[str, float]) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     commit = git_commit()  # the code that runs, not whatever HEAD is when training ends
+    train_config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                                  if f.name not in ("seed", "progress")}, progress=not args.no_progress)
+    # flags and overrides first: a typo fails at once, not after the data set has loaded
+    experiment = Experiment(args.model, parse_overrides(MODELS[args.model][1], args.set), train_config)
     data = load_dataset(args.dataset, args.data)
     split = make_split(data, args.protocol)
     print(f"{data.name}: {data.n_users} users, {data.n_items} items, {data.n_events} events; "
           f"split {split.describe()}")
-    train_config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                                  if f.name not in ("seed", "progress")}, progress=not args.no_progress)
-    experiment = Experiment(args.model, parse_overrides(MODELS[args.model][1], args.set), train_config)
     runs = []
     for seed in args.seeds:
         run = run_seed(experiment.model_name, split, experiment.overrides, train_config, seed)
@@ -109,7 +118,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.checkpoint:
             target = args.checkpoint if len(args.seeds) == 1 else args.checkpoint / f"seed-{seed}"
             save_checkpoint(target, run.model, data, {"valid": run.valid, "test": run.test},
-                            extra={"dataset": data.name, "protocol": args.protocol, "seed": seed})
+                            extra={"seed": seed}, dataset=canonical_name(args.dataset),
+                            protocol=args.protocol, train_config=dataclasses.replace(train_config, seed=seed))
             print(f"saved {target}")
     summary = experiment.summary(runs)
     if len(runs) > 1:
@@ -124,11 +134,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     loaded = load_checkpoint(args.checkpoint, resolve_device(args.device))
-    data = load_dataset(args.dataset, args.data)
+    dataset, protocol = trained_on(loaded.manifest, args.checkpoint, args.dataset, args.protocol)
+    data = load_dataset(dataset, args.data)
     if loaded.vocabularies["item"].tokens != data.item_vocab.tokens:
         raise CheckpointError(f"{args.checkpoint} was trained on other item ids than {data.name}: "
                               "indices would not match")
-    split = make_split(data, args.protocol)
+    print(f"{data.name}, protocol {protocol}")
+    split = make_split(data, protocol)
     max_len = loaded.model.config.max_len
     options = dict(mask_history=args.mask_history, device=resolve_device(args.device))
     for part in ("valid", "test"):

@@ -52,6 +52,7 @@ from amsrm_core.checkpoint import (
     load_checkpoint,
     sha256_of,
 )
+from amsrm_core.files import write_atomically
 from amsrm_core.scoring import POPULARITY_FILE
 
 VERSIONS = "versions"
@@ -82,20 +83,6 @@ class LoadedVersion:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _write_durably(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def version_number(name: str) -> int:
@@ -136,7 +123,7 @@ class ModelRegistry:
                 number = version_number(self.versions()[-1]) + 1 if self.versions() else 1
                 version = f"v{number:04d}"
                 manifest["registry"] = {"version": version, "created_at_ms": now_ms(), "files": files, **info}
-                _write_durably(staging / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+                write_atomically(staging / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
                 try:
                     os.rename(staging, versions / version)  # fails when the name is taken
                 except OSError:
@@ -213,7 +200,7 @@ class ModelRegistry:
         loaded = self.load(version, device="cpu")
         previous = self.current()
         pointer = Pointer(version, loaded.manifest_sha256, now_ms(), reason)
-        _write_durably(self.root / POINTER, orjson.dumps(asdict(pointer)))
+        write_atomically(self.root / POINTER, orjson.dumps(asdict(pointer)))
         self.record({"event": event, "version": version, "previous": previous.version if previous else None,
                      "reason": reason, "manifest_sha256": loaded.manifest_sha256, **details})
         return pointer

@@ -20,6 +20,7 @@ import orjson
 import torch
 
 from amsrm.errors import ConfigError
+from amsrm_core.files import write_atomically
 
 
 def aggregate(runs: list[dict[str, float]]) -> dict[str, dict]:
@@ -62,7 +63,7 @@ def write_results(path: str | Path, dataset: str, protocol: str, split: dict, mo
     document.update(provenance or {})
     document["models"][model_key] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    write_atomically(path, orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return document
 
 
@@ -77,7 +78,7 @@ def merge_results(paths: list[str | Path], out: str | Path) -> dict:
     for doc in documents[1:]:
         if (doc["dataset"], doc["protocol"]) != (first["dataset"], first["protocol"]):
             raise ConfigError("can only merge results of one data set and protocol")
-    merged_models: dict[str, dict] = {}
+    merged_models: dict[str, list[dict]] = {}
     for doc in documents:
         for key, entry in doc["models"].items():
             merged_models.setdefault(key, []).append(entry)

@@ -39,7 +39,11 @@ def parse_overrides(config_cls: type, pairs: list[str]) -> dict[str, Any]:
                 raise ConfigError(f"{key} takes true or false, got {raw!r}")
             out[key] = raw.lower() in ("true", "1", "yes")
         else:
-            out[key] = kind(raw)
+            try:
+                out[key] = kind(raw)
+            except ValueError:
+                raise ConfigError(f"bad override {pair!r}: {key} takes {getattr(kind, '__name__', kind)}, "
+                                  f"got {raw!r}") from None
     return out
 
 
@@ -67,8 +71,8 @@ def run_seed(model_name: str, split: Split, overrides: dict[str, Any], train_con
     torch.manual_seed(seed)  # model initialisation depends on the seed too
     model = build_model(model_name, split.data, overrides)
     result = train(model, split, config)
-    options = dict(batch_size=config.eval_batch_size, mask_history=config.mask_history,
-                   device=resolve_device(config.device))
+    options: dict[str, Any] = dict(batch_size=config.eval_batch_size, mask_history=config.mask_history,
+                                   device=resolve_device(config.device))
     valid = evaluate(model, split, "valid", model.config.max_len, **options)
     test = evaluate(model, split, "test", model.config.max_len, **options)
     return SeedRun(seed, model, result, valid, test, time.perf_counter() - started)

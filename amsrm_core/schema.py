@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -111,8 +112,8 @@ class InteractionData:
         }
 
 
-RawFeatures = Mapping[str, Mapping[str, Sequence[object] | object]]
-"""field name → raw entity id → value (single) or values (multi-valued)."""
+RawFeatures = Mapping[str, Mapping[Any, Sequence[object] | object]]
+"""field name → raw entity id (as in the id column: str, int, …) → value (single) or values (multi-valued)."""
 
 
 def build_field_table(name: str, entity_vocab: Vocabulary, raw: Mapping[str, object]) -> FieldTable:

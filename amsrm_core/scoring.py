@@ -48,6 +48,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from amsrm_core.checkpoint import LoadedCheckpoint, load_checkpoint
+from amsrm_core.files import write_atomically
 from amsrm_core.models.base import Recommender
 from amsrm_core.schema import InteractionData
 from amsrm_core.vocab import PAD, UNKNOWN
@@ -86,9 +87,12 @@ def release(scorer: object) -> None:
 def save_popularity(directory: str | Path, data: InteractionData, positions: np.ndarray) -> Path:
     """Write the item counts of ``positions`` (the training events) beside a checkpoint."""
     counts = np.bincount(data.items[positions], minlength=len(data.item_vocab)).astype(np.float32)
-    path = Path(directory) / POPULARITY_FILE
-    np.save(path, counts, allow_pickle=False)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a temp name
+            np.save(f, counts, allow_pickle=False)
+
+    return write_atomically(Path(directory) / POPULARITY_FILE, write)
 
 
 def load_popularity(directory: str | Path, n_items: int) -> np.ndarray | None:
@@ -219,6 +223,8 @@ class Scorer:
     def _trace(self) -> torch.jit.ScriptModule | None:
         """The traced hot path (``_LastHidden`` on the CPU, else ``_TopK``), if it reproduces the
         eager module exactly on two other shapes."""
+        if self._item_reps is None:  # only a scorer with frozen item representations is traced
+            return None
         eager: torch.nn.Module = (
             _LastHidden(self.model) if self._item_reps_t is not None
             else _TopK(self.model, self._item_reps, self.k, self.exclude_window)).eval()
@@ -361,9 +367,9 @@ class Scorer:
 
     def _ranked(self, values: torch.Tensor, indices: torch.Tensor, fallback: str | None = None
                 ) -> list[Ranked]:
-        values, indices = values.numpy(force=True), indices.numpy(force=True)
+        scores, items = values.numpy(force=True), indices.numpy(force=True)
         ranked = []
-        for idx, val in zip(indices, values, strict=True):
+        for idx, val in zip(items, scores, strict=True):
             keep = np.isfinite(val)  # fewer than K items left after masking: return what is left
             ranked.append(Ranked(self.item_ids[idx[keep]].tolist(), val[keep].tolist(), fallback))
         return ranked

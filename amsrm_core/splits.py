@@ -17,6 +17,7 @@ A case at position ``p`` predicts ``items[p]`` from that user's events before ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,4 +118,4 @@ def temporal(
     )
 
 
-SPLITS = {"loo": leave_one_out, "temporal": temporal}
+SPLITS: dict[str, Callable[[InteractionData], Split]] = {"loo": leave_one_out, "temporal": temporal}

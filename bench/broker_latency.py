@@ -59,7 +59,7 @@ async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float, fetch_wai
     await consumer.start()
     n, measurement = int(rate * seconds), Measurement()
     try:
-        await asyncio.sleep(4)  # the embedded broker's group join (BROKER.md)
+        await asyncio.sleep(4)  # the embedded broker's group join (docs/BROKER.md)
 
         async def receive() -> None:
             while measurement.received < n:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU runs behind docs/RESULTS.md's comparison tables and the GPU row of docs/BENCHMARKS.md.
 #
-#   OUT=runs/gpu AMSRM_DATA=../shared/data bench/gpu_experiments.sh
+#   OUT=runs/gpu AMSRM_DATA=/path/to/data bench/gpu_experiments.sh
 #
 # One machine with one GPU and ~16 cores.  In order:
 #  1. the scoring benchmark on the GPU (needs the checkpoint runs/stream-bench/model-beauty);

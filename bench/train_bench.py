@@ -5,7 +5,7 @@
 Each (data set, seed) runs in its own process so peak memory (max RSS) is that run's
 alone.  Time-to-quality is the training wall time (training + validation passes, data
 loading excluded) until *test* NDCG@10 first reaches the RecBole SASRec floor measured
-on the same machine kind (ANCHORS.md).  The test probe after each epoch is outside the
+on the same machine kind (docs/ANCHORS.md).  The test probe after each epoch is outside the
 timed region and is never used to choose anything.  Results: medians over seeds, written
 to docs/results/train-bench.json; the machine must be otherwise idle.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-# RecBole 1.2.1 SASRec on this machine kind (ANCHORS.md): test NDCG@10 floor and its wall time.
+# RecBole 1.2.1 SASRec on this machine kind (docs/ANCHORS.md): test NDCG@10 floor and its wall time.
 RECBOLE_FLOOR = {"ml-100k": {"ndcg@10": 0.0548, "wall_s": 547.0},
                  "beauty": {"ndcg@10": 0.0270, "wall_s": 2 * 189.0 + 21.0}}
 ROOT = Path(__file__).resolve().parent.parent

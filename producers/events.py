@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import orjson
 
+from amsrm.messages import BehaviourEvent
+from amsrm.messages import encode as encode_message
 from amsrm_core.schema import FieldTable, InteractionData
 from amsrm_core.vocab import PAD
 
@@ -64,8 +65,9 @@ def dataset_events(data: InteractionData, side_fields: bool = True,
     users, items, behaviours = data.user_vocab.tokens, data.item_vocab.tokens, data.behaviour_vocab.tokens
     for p in time_order(data) if order is None else order:
         user, item, behaviour = int(data.users[p]), int(data.items[p]), int(data.behaviours[p])
-        event = {"event_id": str(data.event_ids[p]), "user_id": users[user], "item_id": items[item],
-                 "behaviour": behaviours[behaviour] if behaviour != PAD else None}
+        event: dict[str, object] = {"event_id": str(data.event_ids[p]), "user_id": users[user],
+                                    "item_id": items[item],
+                                    "behaviour": behaviours[behaviour] if behaviour != PAD else None}
         if side_fields:
             event["user_fields"] = _raw_fields(data.user_fields, user)
             event["item_fields"] = _raw_fields(data.item_fields, item)
@@ -73,5 +75,5 @@ def dataset_events(data: InteractionData, side_fields: bool = True,
 
 
 def encode(event: dict, timestamp_ms: int) -> tuple[bytes, bytes]:
-    """(key, value) as the events topic expects them: keyed by user id, orjson value."""
-    return event["user_id"].encode(), orjson.dumps({**event, "timestamp": timestamp_ms})
+    """(key, value) as the events topic expects them: keyed by user id, the event model's JSON."""
+    return event["user_id"].encode(), encode_message(BehaviourEvent(**event, timestamp=timestamp_ms))

@@ -36,7 +36,7 @@ async def send_scheduled(settings: StreamSettings, events: Iterable[dict], sched
     """Send each event at its scheduled offset, stamped with the wall-clock send time (ms)."""
     producer = make_producer(settings)
     await producer.start()
-    stats, pending = SendStats(), []
+    stats, pending = SendStats(), list[asyncio.Future]()  # delivery futures of the sends in flight
     bar = tqdm(total=total, desc="events", unit="ev", disable=not progress, smoothing=0.1)
     started = time.monotonic()
     try:

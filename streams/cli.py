@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     kinds = produce.add_subparsers(dest="source", required=True)
     rep = kinds.add_parser("replay", help="a data set's events in time order (clockless: users interleaved)")
     rep.add_argument("--dataset", default="synthetic", help=f"one of {', '.join(DATASETS)}")
-    rep.add_argument("--data", help="data path (default: $AMSRM_DATA or ../shared/data/<folder>)")
+    rep.add_argument("--data", help="data path (default: $AMSRM_DATA/<folder>, else ./data/<folder>)")
     pace = rep.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="events per second (default 500)")
     pace.add_argument("--speed", type=float, help="replay the data set's clock this many times faster")

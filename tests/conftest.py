@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,6 +12,9 @@ from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic
 from amsrm_core.schema import InteractionData, build_interactions
 
 torch.set_num_threads(2)  # CI machines have 2 cores; never oversubscribe them
+# The real data sets: the code's default is ./data (or $AMSRM_DATA); the tests' is the shared folder
+# beside the repository, as .ci/run sets it. Set here, so subprocesses (workers, CLI) inherit it too.
+os.environ.setdefault("AMSRM_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")

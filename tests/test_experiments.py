@@ -10,7 +10,7 @@ import orjson
 import pytest
 import torch
 
-from amsrm.cli import main
+from amsrm.cli import build_parser, main
 from amsrm_core.batching import case_windows, training_windows
 from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic
 from amsrm_core.experiments.ablation import VARIANTS, effective_variants, field_importance, run_ablation
@@ -37,6 +37,15 @@ def _options(tmp_path: Path, seeds=(0,), **changes) -> Options:
                       synthetic=list(TINY), runs_dir=tmp_path / "runs", out_dir=tmp_path / "docs",
                       progress=False)
     return dataclasses.replace(options, **changes)
+
+
+def test_default_folders_are_in_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    """Runs and docs land where the command runs, never beside the source (site-packages once installed)."""
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["experiment", "compare"])
+    assert Path(args.runs_dir).resolve() == tmp_path / "runs" / "experiments"
+    assert Path(args.out_dir).resolve() == tmp_path / "docs"
+    assert Path(Options(datasets=[], seeds=[]).out_dir).resolve() == tmp_path / "docs"
 
 
 def _flags(tmp_path: Path) -> list[str]:

@@ -163,6 +163,18 @@ def test_default_data_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         default_data_path("generic")
 
 
+def test_default_data_root_is_the_working_directory_not_the_source(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """Without AMSRM_DATA: ./data where the command runs (an installed package has no repo beside it)."""
+    monkeypatch.delenv("AMSRM_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_data_path("ml-100k") == tmp_path / "data" / "ml-100k"
+    monkeypatch.setenv("AMSRM_DATA", "")  # set but empty counts as unset
+    assert default_data_path("beauty") == tmp_path / "data" / "amazon-beauty"
+    with pytest.raises(DataFormatError, match="AMSRM_DATA"):
+        load_dataset("ml-100k")
+
+
 # --- generic format -------------------------------------------------------------------------------
 
 EVENTS = [  # user, item, timestamp, behaviour, event id; u1 has a tie at 100 (file order: b then a)

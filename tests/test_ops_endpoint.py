@@ -9,9 +9,11 @@ collector's endpoint likewise.
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from test_collector import wait_for
 from test_streams_integration import (  # noqa: F401 (broker, checkpoint: fixtures)
@@ -31,6 +33,7 @@ from producers.events import encode
 from streams.local.broker import free_port
 from streams.local.collector_process import CollectorProcess
 from streams.local.worker_process import WorkerProcess
+from streams.ops.metrics import ProcessMetrics
 from streams.ops.server import http_get
 
 pytestmark = pytest.mark.slow
@@ -58,6 +61,41 @@ def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def lags(samples: dict) -> dict[str, float]:
+    """Partition → value of amsrm_consumer_lag."""
+    return {dict(labels)["partition"]: v for (name, labels), v in samples.items()
+            if name == "amsrm_consumer_lag"}
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+async def test_lag_is_each_assigned_partitions_backlog() -> None:
+    """Log end minus position per partition of the topic; none until both are known."""
+    registry = CollectorRegistry()
+    metrics = ProcessMetrics(registry)
+    ends = {TP("events", 0): 120, TP("events", 1): 40, TP("events", 2): None, TP("events", 3): 9,
+            TP("other", 0): 999}
+    positions = {TP("events", 0): 100, TP("events", 1): 40, TP("events", 2): 7, TP("events", 3): None,
+                 TP("other", 0): 0}
+
+    async def position(tp: TP) -> int | None:
+        return positions[tp]
+
+    def samples() -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in registry.collect() for s in family.samples}
+
+    await metrics.refresh_lag("events", list(ends), ends.get, position)
+    assert lags(samples()) == {"0": 20.0, "1": 0.0}  # 20 behind, caught up; 2 and 3 not known yet
+    assert value(samples(), "amsrm_assigned_partitions", topic="events") == 4
+    positions[TP("events", 0)] = 120
+    await metrics.refresh_lag("events", list(ends), ends.get, position)
+    assert lags(samples()) == {"0": 0.0, "1": 0.0}
+
+
 def test_worker_metrics_move_and_probes_answer(broker, checkpoint, small_synthetic, tmp_path):  # noqa: F811
     port = free_port()
     settings = new_settings(broker, tmp_path, checkpoint, ops_port=port, ops_host="127.0.0.1",
@@ -73,6 +111,8 @@ def test_worker_metrics_move_and_probes_answer(broker, checkpoint, small_synthet
         read(settings, settings.recommendations_topic, ids_cover({e["event_id"] for e in events}))
         wait_for(lambda: value(scrape(port), "amsrm_dead_letters_total", reason="bad_json") == 1)
         after = scrape(port)
+        wait_for(lambda: set(lags(scrape(port)).values()) == {0.0})  # the position reaches the log end
+        drained = lags(scrape(port))
         assert http_get(port, "/nothing")[0] == 404
     assert value(after, "amsrm_events_in_total") == len(events) + len(BAD)
     assert value(after, "amsrm_recommendations_total") == len(events)
@@ -85,8 +125,8 @@ def test_worker_metrics_move_and_probes_answer(broker, checkpoint, small_synthet
     users = {e["user_id"] for e in events}
     keys = sum(v for (name, _), v in after.items() if name == "amsrm_table_keys")
     assert keys >= len(users)  # RocksDB's estimate, plus Faust's offset key per partition
-    lags = [v for (name, _), v in after.items() if name == "amsrm_consumer_lag"]
-    assert len(lags) == settings.partitions and all(lag >= 0 for lag in lags)
+    assert len(lags(after)) == settings.partitions
+    assert drained == {str(p): 0.0 for p in range(settings.partitions)}  # every produced event consumed
     versions = [dict(labels)["version"] for (name, labels) in after if name == "amsrm_model_info"]
     assert len(versions) == 1 and versions[0].startswith("amsrm-")
     assert '"logger"' in worker.log_text()  # AMSRM_LOG_FORMAT=json reached Faust's logging

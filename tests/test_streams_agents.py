@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from pathlib import Path
 from unittest.mock import AsyncMock
 
+import jsonschema
+import msgspec
 import orjson
 import pytest
 from faust.exceptions import AlreadyConfiguredWarning
 
+from amsrm.messages import LabelledSample, Recommendation
 from amsrm_core.scoring import FALLBACK_POPULARITY, Scorer
 from streams.local.checkpoints import ensure_checkpoint
 from streams.worker import agents
 from streams.worker.app import app
 from streams.worker.processing import REASON_HEADER
-from streams.worker.records import LabelledSample, Recommendation
 from streams.worker.state import UserWindow
 from streams.worker.tables import windows_table
 
 NOW = 1_790_000_000_000
+SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
+RECOMMENDATION_KEYS = ["user_id", "event_id", "items", "scores", "model_version", "event_time_ms",
+                       "publish_time_ms", "fallback"]
+SAMPLE_KEYS = ["user_id", "event_id", "window", "user_fields", "next_item_id", "next_behaviour",
+               "event_time_ms", "next_item_fields"]
+SAMPLE_ENTRY_KEYS = ["event_id", "item_id", "behaviour", "timestamp", "item_fields"]
+
+
+def schema_validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(orjson.loads((SCHEMAS / f"{name}.schema.json").read_bytes()))
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +86,22 @@ async def test_events_update_windows_and_publish(outputs, small_synthetic):
         await put_history(agent, "u3", items)
         recs = await sent(outputs["recommendations_topic"], len(items))
         samples = await sent(outputs["samples_topic"], len(items) - 1)
-    values = [Recommendation.loads(r["value"]) for r in recs]  # the bytes follow the records' schema
+    values = [msgspec.json.decode(r["value"], type=Recommendation) for r in recs]  # they follow the model
     assert [v.event_id for v in values] == [f"u3-{n}" for n in range(len(items))]
     last = values[-1]
     assert last.fallback is None and len(last.items) == 5
     assert not set(last.items) & set(items[-5:])  # the scored window (max_len 5) is excluded
-    assert all(set(orjson.loads(r["value"])) == set(Recommendation._options.fields) for r in recs)
+    # the JSON subscribers read: these keys in this order, and exactly the bytes orjson writes for them
+    assert all(list(orjson.loads(r["value"])) == RECOMMENDATION_KEYS for r in recs)
+    assert all(orjson.dumps(orjson.loads(r["value"])) == r["value"] for r in recs + samples)
+    assert list(Recommendation.__struct_fields__) == RECOMMENDATION_KEYS
     decoded = [orjson.loads(s["value"]) for s in samples]
-    assert all(set(d) == set(LabelledSample._options.fields) for d in decoded)
+    assert all(list(d) == SAMPLE_KEYS and list(d["window"][0]) == SAMPLE_ENTRY_KEYS for d in decoded)
+    assert list(LabelledSample.__struct_fields__) == SAMPLE_KEYS
+    for name, sends in (("recommendation", recs), ("labelled-sample", samples)):  # the documented schemas
+        validator = schema_validator(name)
+        for send in sends:
+            validator.validate(orjson.loads(send["value"]))
     assert [e["item_id"] for e in decoded[-1]["window"]] == items[-6:-1]  # bounded to n = 5
     assert decoded[-1]["next_item_id"] == items[-1]
 
@@ -118,6 +139,9 @@ async def test_bad_events_become_dead_letters_and_the_agent_goes_on(outputs, sma
         dead = await sent(outputs["dead_letters_topic"], len(bad))
         (rec,) = await sent(outputs["recommendations_topic"], 1)
     reasons = [dict(d["headers"])[REASON_HEADER].decode() for d in dead]
+    headers = schema_validator("dead-letter-headers")
+    for d in dead:
+        headers.validate({name: value.decode() for name, value in d["headers"]})
     assert reasons == ["bad_json", "missing_field", "oversized", "wrong_type", "bad_timestamp"]
     assert [d["value"] for d in dead] == bad  # the raw bytes, unchanged
     assert orjson.loads(rec["value"])["event_id"] == "u5-0"

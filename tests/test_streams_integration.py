@@ -328,7 +328,7 @@ def test_a_reader_started_at_the_end_gets_what_follows_its_ready_call_and_nothin
                                                                                      checkpoint):
     """What the benchmark's latency phases rely on: they must not first replay earlier phases' outputs.
 
-    The embedded broker reports a partition's end as its last *batch's* first offset + 1 (BROKER.md),
+    The embedded broker reports a partition's end as its last *batch's* first offset + 1 (docs/BROKER.md),
     so such a reader may see part of the newest batch written before it was ready, never older ones.
     """
     settings = new_settings(broker, tmp_path, checkpoint)

@@ -7,9 +7,9 @@ import dataclasses
 import orjson
 import pytest
 
+from amsrm.messages import BehaviourEvent
 from amsrm.settings import StreamSettings, describe, env_name
 from streams.local.measure import Measurement
-from streams.worker.records import BehaviourEvent
 from streams.worker.state import UserWindow
 from streams.worker.validation import Limits, Rejected, parse_event
 
@@ -121,14 +121,16 @@ def test_documented_schema_matches_the_validator():
 
     from streams.worker import validation
 
-    schema = orjson.loads((Path(__file__).parents[1] / "docs" / "event.schema.json").read_bytes())
+    schema = orjson.loads((Path(__file__).parents[1] / "docs" / "schemas" / "event.schema.json").read_bytes())
     assert tuple(schema["required"]) == validation.REQUIRED
     props = schema["properties"]
     assert props["event_id"]["maxLength"] == props["user_id"]["maxLength"] == validation.MAX_ID_CHARS
-    assert props["behaviour"]["maxLength"] == validation.MAX_BEHAVIOUR_CHARS
-    fields = schema["$defs"]["side_fields"]
-    assert fields["maxProperties"] == validation.MAX_FIELDS
-    assert fields["additionalProperties"]["oneOf"][1]["maxItems"] == validation.MAX_FIELD_VALUES
+    assert props["behaviour"]["anyOf"][0]["maxLength"] == validation.MAX_BEHAVIOUR_CHARS
+    for name in ("user_fields", "item_fields"):
+        fields = props[name]["anyOf"][0]
+        assert fields["maxProperties"] == validation.MAX_FIELDS
+        assert fields["propertyNames"]["maxLength"] == validation.MAX_VALUE_CHARS
+        assert fields["additionalProperties"]["anyOf"][1]["maxItems"] == validation.MAX_FIELD_VALUES
     for example in schema["examples"]:
         assert isinstance(parse_event(orjson.dumps(example), LIMITS, example["timestamp"]), BehaviourEvent)
 

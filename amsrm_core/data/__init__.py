@@ -9,18 +9,27 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from amsrm.errors import ConfigError
 from amsrm_core.schema import DataFormatError, InteractionData
 
 DATASETS = ("ml-100k", "beauty", "taobao", "generic", "synthetic")
 ALIASES = {"amazon": "beauty"}
-# Folder under the data root (AMSRM_DATA, else <repo>/../shared/data) for each real data set.
+# Folder under the data root (data_root()) for each real data set.
 DATA_FOLDERS = {"ml-100k": "ml-100k", "beauty": "amazon-beauty", "taobao": "taobao-sample"}
-_REPO = Path(__file__).resolve().parents[2]
 
 
-def _canonical(name: str) -> str:
+def data_root() -> Path:
+    """Where the real data sets live: ``$AMSRM_DATA``, else ``./data`` in the working directory.
+
+    Never relative to this file: after ``pip install .`` that would be inside site-packages.
+    """
+    return Path(os.environ.get("AMSRM_DATA") or Path.cwd() / "data")
+
+
+def canonical_name(name: str) -> str:
+    """The registry name of a data set (``"Amazon"`` → ``"beauty"``); unknown names are a ConfigError."""
     key = ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
         valid = ", ".join([*DATASETS, *(f"{a} (= {t})" for a, t in ALIASES.items())])
@@ -29,15 +38,14 @@ def _canonical(name: str) -> str:
 
 
 def default_data_path(name: str) -> Path:
-    """Where a bundled data set lives: ``$AMSRM_DATA/<folder>``, else the shared folder beside the repo."""
-    key = _canonical(name)
+    """Where a bundled data set lives: ``data_root() / <folder>`` (``$AMSRM_DATA``, else ``./data``)."""
+    key = canonical_name(name)
     if key not in DATA_FOLDERS:
         raise ConfigError(f"dataset {name!r} has no default data folder; pass a path")
-    root = Path(os.environ.get("AMSRM_DATA", _REPO.parent / "shared" / "data"))
-    return root / DATA_FOLDERS[key]
+    return data_root() / DATA_FOLDERS[key]
 
 
-def load_dataset(name: str, /, path: str | Path | None = None, **options: object) -> InteractionData:
+def load_dataset(name: str, /, path: str | Path | None = None, **options: Any) -> InteractionData:
     """Load a data set by name; ``path`` defaults to :func:`default_data_path` where there is one.
 
     ``name`` is positional-only so that ``name=`` can reach the loaders that take it.
@@ -45,7 +53,7 @@ def load_dataset(name: str, /, path: str | Path | None = None, **options: object
     (``path`` is the events file); ``beauty`` takes ``name=``; ``synthetic``
     takes the fields of ``SyntheticConfig`` and no path.
     """
-    key = _canonical(name)
+    key = canonical_name(name)
     if key == "synthetic":
         if path is not None:
             raise ConfigError("the synthetic data set is generated, it takes no path")
@@ -57,8 +65,8 @@ def load_dataset(name: str, /, path: str | Path | None = None, **options: object
             raise ConfigError("the generic loader needs path= the events file (CSV or Parquet)")
         path = default_data_path(key)
     if not Path(path).exists():
-        raise DataFormatError(f"no {key} data at {path}: pass --data PATH or set AMSRM_DATA "
-                              "(docs/DATA.md says where to download it)")
+        raise DataFormatError(path, None, f"the {key} data (pass --data PATH or set AMSRM_DATA; "
+                              "docs/DATA.md says where to download it)", "nothing there")
     return _loader(key)(path, **options)
 
 

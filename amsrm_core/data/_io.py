@@ -9,8 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, MutableMapping
 from pathlib import Path
+from typing import TypeVar
 
 from amsrm_core.schema import DataFormatError, LoadReport
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 INT_PATTERN = re.compile(r"-?[0-9]+")
 _SEP_NAMES = {"\t": "tab", ",": "comma", "|": "'|'", None: "whitespace"}
@@ -79,9 +83,9 @@ def to_int(text: str, path: Path, line: int | None, what: str) -> int:
 
 
 def put_unique(
-    table: MutableMapping[Hashable, object],
-    key: Hashable,
-    value: object,
+    table: MutableMapping[K, V],
+    key: K,
+    value: V,
     path: Path,
     line: int | None,
     what: str,

@@ -19,7 +19,10 @@ variant) and ``figures/<dataset>-field-importance.png`` (one panel per fused var
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
+from torch import nn
 
 from amsrm_core.batching import training_windows
 from amsrm_core.experiments import plots
@@ -83,11 +86,12 @@ def _field_blocks(model: AMSRM) -> dict[str, torch.Tensor]:
     names = model.side_field_names()
     item, event = [n for n in names if n.startswith("item.")], [n for n in names if not n.startswith("item.")]
     if model.config.fusion == "concat":
-        groups = ((item, model.item_proj), (event, model.splice_proj))
-        return {n: proj.weight[:, d + i * ds:d + (i + 1) * ds] for fields, proj in groups
+        concat = ((item, model.item_proj), (event, model.splice_proj))  # a group without fields has none
+        return {n: proj.weight[:, d + i * ds:d + (i + 1) * ds] for fields, proj in concat if proj is not None
                 for i, n in enumerate(fields)}
-    groups = ((item, model.item_sum), (event, model.splice_sum))
-    return {n: fused.project[i].weight for fields, fused in groups for i, n in enumerate(fields)}
+    summed = ((item, model.item_sum), (event, model.splice_sum))
+    return {n: cast(nn.Linear, fused.project[i]).weight for fields, fused in summed if fused is not None
+            for i, n in enumerate(fields)}
 
 
 @torch.no_grad()
@@ -121,6 +125,8 @@ def field_importance(model: AMSRM, split: Split, batch_size: int = 512) -> dict[
 
 
 def _importance(run: SeedRun, split: Split) -> dict:
+    if not isinstance(run.model, AMSRM):
+        raise TypeError(f"the ablation measures AMSRM's fields, not {type(run.model).__name__}'s")
     return {"field_importance": field_importance(run.model, split)}
 
 

@@ -36,47 +36,57 @@ from pathlib import Path
 
 import torch
 
+from amsrm_core.data.synthetic import SyntheticConfig
 from amsrm_core.experiments import ablation, compare, seqlen
 from amsrm_core.experiments.common import Options, Outcome, check_model_set
 from amsrm_core.models import MODELS
-from amsrm_core.training.trainer import TrainConfig
+from amsrm_core.runner import parse_overrides
+from amsrm_core.splits import SPLITS
+from amsrm_core.training.trainer import TrainConfig, config_choices, config_doc
 
 _DEFAULTS = Options(datasets=[], seeds=[])
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
-    parser.add_argument("--datasets", nargs="+", default=["ml-100k", "beauty"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--datasets", nargs="+", default=["ml-100k", "beauty"],
+                        help="data sets to run on, each into its own results file (default: ml-100k beauty)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="seeds of every run (default: 0 1 2)")
     parser.add_argument("--data", type=Path, help="data root holding one folder per data set "
-                        "(default: $AMSRM_DATA or ../shared/data)")
-    parser.add_argument("--protocol", default="loo", choices=["loo", "temporal"])
+                        "(default: $AMSRM_DATA, else ./data)")
+    parser.add_argument("--protocol", default="loo", choices=sorted(SPLITS),
+                        help="leave-one-out by time, or a global temporal split")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="model_set",
                         help="model config override, for every model whose config has KEY: --set d_model=128")
     parser.add_argument("--synthetic", action="append", default=[], metavar="KEY=VALUE",
                         help="SyntheticConfig override for --datasets synthetic: --synthetic n_users=120")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
-    parser.add_argument("--precision", default=defaults.precision, choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default=defaults.precision, choices=config_choices("precision"),
+                        help=config_doc("precision"))
     parser.add_argument("--time-budget-s", type=float, default=defaults.time_budget_s,
                         help="per run: stop training after this much time (0 = no limit)")
-    parser.add_argument("--budget-clock", default=defaults.budget_clock, choices=["wall", "cpu"],
+    parser.add_argument("--budget-clock", default=defaults.budget_clock,
+                        choices=config_choices("budget_clock"),
                         help="what --time-budget-s counts: wall time, or the run's CPU time (fair on a "
                         "shared machine)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--patience", type=int, default=defaults.patience)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help=config_doc("epochs"))
+    parser.add_argument("--patience", type=int, default=defaults.patience, help=config_doc("patience"))
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help=config_doc("batch_size"))
     parser.add_argument("--lr", type=float, default=defaults.lr,
                         help="learning rate of every run (compare --tune picks its own from the grid)")
     parser.add_argument("--bucket-by-length", action="store_true",
                         help="batch training windows of similar length together (faster on short histories)")
-    parser.add_argument("--device", default=defaults.device)
-    parser.add_argument("--runs-dir", type=Path, default=_DEFAULTS.runs_dir, help="finished runs (resume)")
+    parser.add_argument("--device", default=defaults.device, help=config_doc("device"))
+    parser.add_argument("--runs-dir", type=Path, default=_DEFAULTS.runs_dir,
+                        help="finished runs, for resuming (default: ./runs/experiments)")
     parser.add_argument("--out-dir", type=Path, default=_DEFAULTS.out_dir,
-                        help="results/ and figures/ are written below it (default: the repository's docs/)")
+                        help="results/ and figures/ are written below it (default: ./docs, so run from the "
+                        "repository to update its docs)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, one process each "
                         "(a GPU or many cores; keep --threads × --jobs ≤ cores)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, what is done; train nothing")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,20 +96,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     cmp = kinds.add_parser("compare", help="every model, P/R/NDCG at K = 5, 10, 15, 20 (figures 2-4)")
     _common(cmp)
-    cmp.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    cmp.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                     help="models to compare (default: all)")
     cmp.add_argument("--tune", action="store_true", help="pick each model's config from its grid (grids.py) "
                      "on validation NDCG@10 first")
     cmp.add_argument("--tune-seeds", type=int, nargs="+", help="seeds of the grid runs (default: first seed)")
 
     sl = kinds.add_parser("seqlen", help="AMSRM and SASRec-CE at window n = 20, 30, 50, 100 (figure 5)")
     _common(sl)
-    sl.add_argument("--models", nargs="+", default=list(seqlen.MODELS), choices=list(MODELS))
-    sl.add_argument("--lengths", type=int, nargs="+", default=list(seqlen.LENGTHS))
+    sl.add_argument("--models", nargs="+", default=list(seqlen.MODELS), choices=list(MODELS),
+                    help=f"models to run at each length (default: {' '.join(seqlen.MODELS)})")
+    sl.add_argument("--lengths", type=int, nargs="+", default=list(seqlen.LENGTHS),
+                    help=f"window lengths n (default: {' '.join(map(str, seqlen.LENGTHS))})")
 
     abl = kinds.add_parser("ablation", help="AMSRM side-information groups, fusions, field importance")
     _common(abl)
     variants = list(ablation.VARIANTS)
-    abl.add_argument("--variants", nargs="+", default=variants, choices=variants)
+    abl.add_argument("--variants", nargs="+", default=variants, choices=variants,
+                     help="ablation variants to run (default: all)")
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -118,7 +132,8 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     models = ["amsrm"] if args.experiment == "ablation" else args.models
-    check_model_set(options.model_set, models)
+    check_model_set(options.model_set, models)  # before any data set loads: a typo fails at once
+    parse_overrides(SyntheticConfig, options.synthetic)
     run: dict[str, Callable[[], Outcome]] = {
         "compare": lambda: compare.run_compare(options, args.models, args.tune, args.tune_seeds),
         "seqlen": lambda: seqlen.run_seqlen(options, args.models, args.lengths),

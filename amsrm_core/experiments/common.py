@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
@@ -25,14 +25,13 @@ from amsrm.errors import ConfigError
 from amsrm_core.data import ALIASES, DATA_FOLDERS, load_dataset
 from amsrm_core.data.synthetic import SyntheticConfig
 from amsrm_core.experiments.store import RunStore, run_key
-from amsrm_core.models import MODELS
+from amsrm_core.models import MODELS, Recommender
 from amsrm_core.results import aggregate
 from amsrm_core.runner import Experiment, SeedRun, make_split, parse_overrides, run_seed
 from amsrm_core.schema import InteractionData
 from amsrm_core.splits import Split
 from amsrm_core.training.trainer import SELECTION_METRIC, TrainConfig, TrainResult
 
-REPO = Path(__file__).resolve().parents[2]
 # TrainConfig fields that do not change results: left out of the run key
 _NOT_IN_KEY = ("seed", "progress", "threads", "device", "eval_batch_size")
 # fields added after runs were stored, with the value that behaves as before: in the key only when
@@ -47,10 +46,11 @@ class Options:
     train: TrainConfig = field(default_factory=TrainConfig)
     model_set: list[str] = field(default_factory=list)  # KEY=VALUE, applied to every model config with KEY
     synthetic: list[str] = field(default_factory=list)  # KEY=VALUE for SyntheticConfig (tests, smoke runs)
-    data_root: Path | None = None  # holds <folder> per data set; default $AMSRM_DATA or ../shared/data
+    data_root: Path | None = None  # holds <folder> per data set; default $AMSRM_DATA, else ./data
     protocol: str = "loo"
-    runs_dir: Path = REPO / "runs" / "experiments"
-    out_dir: Path = REPO / "docs"  # results/ and figures/ go below it
+    # relative to the working directory (run from the repository to update its docs/), never to this file
+    runs_dir: Path = Path("runs") / "experiments"
+    out_dir: Path = Path("docs")  # results/ and figures/ go below it
     dry_run: bool = False  # print the plan (and what is already finished), train nothing
     progress: bool = True
     jobs: int = 1  # runs trained at once, each in its own process (a GPU or many cores); 1 = in this process
@@ -92,12 +92,18 @@ def model_overrides(model: str, pairs: list[str], extra: dict[str, Any] | None =
 
 
 def check_model_set(pairs: list[str], models: Iterable[str]) -> None:
-    """Every ``--set`` key must belong to at least one model of the experiment (typos fail loudly)."""
-    known = {f.name for m in models for f in dataclasses.fields(MODELS[m][1])}
+    """Every ``--set`` key must belong to at least one model of the experiment, and its value must
+    have that field's type in every model that has it (typos fail loudly, before any data loads)."""
+    configs = {MODELS[m][1] for m in models}
+    known = {f.name for c in configs for f in dataclasses.fields(c)}
     for pair in pairs:
-        if pair.partition("=")[0] not in known:
+        key = pair.partition("=")[0]
+        if key not in known:
             raise ConfigError(f"--set {pair!r}: no model of this experiment has that field; "
                              f"known: {', '.join(sorted(known))}")
+        for config_cls in configs:
+            if key in {f.name for f in dataclasses.fields(config_cls)}:
+                parse_overrides(config_cls, [pair])
 
 
 class DatasetRuns:
@@ -145,7 +151,7 @@ class DatasetRuns:
             bar.set_postfix_str(f"{jobs[i].label} seed {jobs[i].seed} done")
             bar.update()
         bar.close()
-        return records
+        return cast(list[dict], records)  # every missing one was trained above
 
     def _train(self, jobs: list[Job], missing: list[int], extra: Callable[[SeedRun, Split], dict] | None
                ) -> Iterable[tuple[int, dict]]:
@@ -176,7 +182,7 @@ class DatasetRuns:
             records.append(record)
             print(f"  [{'done' if record else 'todo'}] {job.label} seed {job.seed} "
                   f"{job.overrides or ''} lr={job.train.lr} key {run_key(spec)}")
-        return None if any(r is None for r in records) else records
+        return None if any(r is None for r in records) else cast(list[dict], records)
 
 
 def train_record(job: Job, split: Split, extra: Callable[[SeedRun, Split], dict] | None = None) -> dict:
@@ -209,7 +215,9 @@ def summary_entry(job: Job, records: list[dict]) -> dict:
     shape cannot drift from the rest of the project; extra numbers are aggregated alongside.
     """
     config_cls = MODELS[job.model][1]
-    runs = [SeedRun(r["spec"]["seed"], types.SimpleNamespace(config=config_cls(**r["spec"]["config"])),
+    # no model in memory: a stand-in with the config, all that Experiment.summary reads of it
+    runs = [SeedRun(r["spec"]["seed"],
+                    cast(Recommender, types.SimpleNamespace(config=config_cls(**r["spec"]["config"]))),
                     TrainResult(**r["train"]), r["valid"], r["test"], r["wall_seconds"]) for r in records]
     entry = Experiment(job.model, job.overrides, job.train).summary(runs)
     for name in records[0].get("extra") or {}:

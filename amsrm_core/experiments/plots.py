@@ -7,6 +7,7 @@ over seeds with the sample standard deviation as error bars.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from amsrm.errors import ConfigError
@@ -37,10 +38,10 @@ def _panels(n: int, title: str):
     return fig, axes[0]
 
 
-Series = dict[str, list[tuple[float, dict]]]  # name → (x, {"mean", "std"}) points
+Series = Mapping[str, Sequence[tuple[float, dict]]]  # name → (x, {"mean", "std"}) points
 
 
-def lines(panels: dict[str, Series], path: Path, title: str, xlabel: str) -> Path:
+def lines(panels: Mapping[str, Series], path: Path, title: str, xlabel: str) -> Path:
     """One panel per metric (its name is the y label), in it one line per model through
     ``(x, {"mean", "std"})`` points: metric vs K, metric vs window length n."""
     fig, axes = _panels(len(panels), title)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from pathlib import Path
 
 import orjson
+
+from amsrm_core.files import write_atomically
 
 
 def run_key(spec: dict) -> str:
@@ -65,8 +66,6 @@ class RunStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {**record, "key": run_key(spec), "spec": spec,
                   "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-        partial.replace(path)
+        write_atomically(path, orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         self.trained += 1
         return record

@@ -14,7 +14,7 @@ Where this version is more specific than the paper (whose equations are garbled)
   splice must be mapped to the attention width somewhere).  The item block of that
   projection starts as the identity and the side block at zero, so every variant
   starts from the same function as the id-only model: a side-information "gain"
-  cannot be an initialisation artefact (ANCHORS.md), and unhelpful fields can stay
+  cannot be an initialisation artefact (docs/ANCHORS.md), and unhelpful fields can stay
   quiet instead of scrambling the item signal from step one.
 - Items are represented once — id ⊕ item fields → linear — and that representation
   is used both for the input sequence and for scoring (tied, as in SASRec).
@@ -126,7 +126,7 @@ class AMSRMConfig:
     d_side: int = 16  # embedding width of each side field before splicing
     n_blocks: int = 2  # stacked self-attention blocks
     n_heads: int = 1  # SASRec's setting; more heads did not help it on small data
-    dropout: float = 0.2  # 0.5 hurts on MovieLens (ANCHORS.md)
+    dropout: float = 0.2  # 0.5 hurts on MovieLens (docs/ANCHORS.md)
     use_item_fields: bool = True  # item side info (category, genres, brand, tags)
     use_behaviour: bool = True  # behaviour type / rating level of each event
     use_user_fields: bool = True  # user side info (gender, age, occupation, …)
@@ -188,8 +188,8 @@ class AMSRM(Recommender):
                     proj.weight[:, :d].copy_(torch.eye(d))
             for fused in (self.item_sum, self.splice_sum):
                 if fused is not None:
-                    for proj in fused.project:
-                        proj.weight.zero_()
+                    for weight in fused.project.parameters():  # its blocks have no bias
+                        weight.zero_()
 
     def _field_values(self, prefix: str, name: str) -> torch.Tensor:
         return getattr(self, f"{prefix}_{name}")
@@ -206,6 +206,7 @@ class AMSRM(Recommender):
         side = [emb(self._field_values("item", k)[items]) for k, emb in self.item_fields.items()]
         if self.item_proj is not None:
             return self.item_proj(torch.cat([x, *side], dim=-1)), []
+        assert self.item_sum is not None  # one of the two exists (checked above)
         return self.item_sum(x, side)
 
     def item_representations(self) -> torch.Tensor:

@@ -78,6 +78,8 @@ class AttRecConfig:
 
 
 class AttRec(Recommender):
+    timing: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, config: AttRecConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__(config, schema)

@@ -27,8 +27,12 @@ from amsrm_core.training.losses import LOSSES
 class Recommender(nn.Module):
     """Base class: inner-product scoring of the last hidden state against every item."""
 
-    def __init__(self, config, schema) -> None:
-        """Keep the typed config and feature schema; read the loss settings every model shares."""
+    def __init__(self, config, schema, tables: dict[str, torch.Tensor] | None = None) -> None:
+        """Keep the typed config and feature schema; read the loss settings every model shares.
+
+        ``tables`` (the feature tables, features.py) is part of every model's constructor, as the
+        registry calls it; models with side information register them, the base ignores them.
+        """
         super().__init__()
         self.config, self.schema = config, schema
         self.loss_name: str = getattr(config, "loss", "ce")
@@ -101,7 +105,7 @@ def init_weights(module: nn.Module, std: float) -> None:
     """N(0, std²) for embeddings and linear weights, zero biases, unit layer norms.
 
     A small std matters with inner-product scoring and CE: PyTorch's default N(0, 1)
-    embeddings start with huge logits and learn slowly (ANCHORS.md).
+    embeddings start with huge logits and learn slowly (docs/ANCHORS.md).
     """
     if isinstance(module, nn.Embedding | nn.Linear):
         nn.init.normal_(module.weight, 0.0, std)

@@ -4,7 +4,7 @@ Paper: Rendle, Freudenthaler, Gantner & Schmidt-Thieme, "BPR: Bayesian Personali
 Ranking from Implicit Feedback", UAI 2009.  A user and an item embedding; the score
 is their inner product, x_ui = ⟨w_u, h_i⟩; trained pairwise: −log σ(x_ui − x_uj) for
 an observed item i and an unobserved item j.  No sequence: the converged BPR row of
-ANCHORS.md is the floor every sequential model must clear.
+docs/ANCHORS.md is the floor every sequential model must clear.
 
 How it fits the shared interface: ``forward`` returns the user embedding at every
 position (B, T, d), so the base class's ``calculate_loss`` applies the shared ``bpr``
@@ -38,7 +38,7 @@ from amsrm_core.models.base import Recommender, init_weights
 @dataclass
 class BPRConfig:
     max_len: int = 50  # only sets the training chunks and evaluation window; the model ignores the sequence
-    d_model: int = 64  # embedding width, as RecBole's BPR row in ANCHORS.md
+    d_model: int = 64  # embedding width, as RecBole's BPR row in docs/ANCHORS.md
     loss: str = "bpr"  # the paper's pairwise loss; any loss of training/losses.py also works
     n_negatives: int = 256  # only for loss="sampled"
     init_std: float = 0.1  # N(0, 0.1²), as the other models

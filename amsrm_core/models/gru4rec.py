@@ -2,7 +2,7 @@
 
 Paper: Hidasi, Karatzoglou, Baltrunas & Tikk, "Session-based Recommendations with
 Recurrent Neural Networks", ICLR 2016; this is the RecBole ``gru4rec.py`` variant
-that ANCHORS.md measured: item embedding → dropout → GRU → linear to the embedding
+that docs/ANCHORS.md measured: item embedding → dropout → GRU → linear to the embedding
 width, scored by inner product against the same item embeddings, full softmax
 cross-entropy.  Where it differs from the paper: whole user histories instead of
 sessions with session-parallel mini-batches, CE instead of TOP1/BPR ranking losses
@@ -35,7 +35,7 @@ def rotate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class GRU4RecConfig:
-    max_len: int = 50  # as RecBole's ANCHORS.md runs
+    max_len: int = 50  # as RecBole's runs in docs/ANCHORS.md
     d_model: int = 64  # item embedding width (RecBole's embedding_size)
     d_hidden: int = 128  # GRU state width (RecBole's hidden_size default)
     n_layers: int = 1  # RecBole's default

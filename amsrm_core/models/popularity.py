@@ -20,6 +20,8 @@ class PopularityConfig:
 
 
 class Popularity(Recommender):
+    counts: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, config: PopularityConfig, schema: FeatureSchema,
                  tables: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__(config, schema)

@@ -22,7 +22,7 @@ Where this version differs from the paper (all inherited from AMSRM):
   user has not seen (``training/losses.py``);
 - registry ``"sasrec"`` trains with the paper's BCE, ``"sasrec-ce"`` with full
   softmax cross-entropy (SASRec+, Klenitskiy & Vasilev 2023), the stronger loss
-  (ANCHORS.md).  The two differ only in the config default of ``loss``.
+  (docs/ANCHORS.md).  The two differ only in the config default of ``loss``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class SASRecConfig:
     d_model: int = 64  # item embedding and attention width (paper: 50)
     n_blocks: int = 2  # the paper's setting
     n_heads: int = 1  # the paper's setting; more heads did not help it
-    dropout: float = 0.2  # the paper's ML-1M value; its 0.5 for sparse sets hurts on MovieLens (ANCHORS.md)
+    dropout: float = 0.2  # the paper's ML-1M value; its 0.5 (sparse sets) hurts MovieLens (docs/ANCHORS.md)
     loss: str = "bce"  # the paper's BCE with one sampled negative; ce | sampled | bce | bpr
     n_negatives: int = 256  # only for loss="sampled"
     init_std: float = 0.1  # N(0, 0.1²) init, as AMSRM (PyTorch's N(0, 1) learns slowly with CE)

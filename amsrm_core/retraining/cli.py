@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     re.add_argument("--max-epochs", type=int, help="most epochs (AMSRM_RETRAIN_MAX_EPOCHS)")
     re.add_argument("--margin", type=float, help="promote if candidate >= current - margin")
     re.add_argument("--metric", help="gate metric, e.g. ndcg@10 (AMSRM_GATE_METRIC)")
-    re.add_argument("--lr", type=float, default=RetrainOptions.lr)
+    re.add_argument("--lr", type=float, default=RetrainOptions.lr,
+                    help=f"Adam learning rate (default: {RetrainOptions.lr})")
     re.add_argument("--model", default=RetrainOptions.model, help="architecture when no version is current")
     re.add_argument("--report", type=Path, help="also write the JSON report here")
 
@@ -51,12 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions.add_parser("list", help="versions, their metrics, and which is current")
     actions.add_parser("history", help="promotions, rollbacks and rejected candidates, oldest first")
     show = actions.add_parser("show", help="a version's registry block (window, gate, report)")
-    show.add_argument("version")
+    show.add_argument("version", help="version name, e.g. v0003")
     add = actions.add_parser("add", help="import a checkpoint folder (amsrm train) as a version")
-    add.add_argument("checkpoint", type=Path)
+    add.add_argument("checkpoint", type=Path, help="checkpoint folder (amsrm train --checkpoint)")
     add.add_argument("--promote", action="store_true", help="and make it current")
     promote = actions.add_parser("promote", help="make a version current (verified first)")
-    promote.add_argument("version")
+    promote.add_argument("version", help="version name, e.g. v0005")
     rollback = actions.add_parser("rollback", help="back to the previous current version, or to --to")
     rollback.add_argument("--to", help="this version instead of the previous one")
 

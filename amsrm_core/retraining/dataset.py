@@ -18,15 +18,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
 
 from amsrm_core.retraining.store import first_occurrences
 from amsrm_core.schema import FieldTable, InteractionData, LoadReport
 from amsrm_core.vocab import PAD, UNKNOWN, Vocabulary
+
+if TYPE_CHECKING:
+    from amsrm_core.models.base import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class Base:
     user_fields: list[str]
 
     @classmethod
-    def of_model(cls, model: torch.nn.Module, vocabularies: Mapping[str, Vocabulary]) -> Base:
+    def of_model(cls, model: Recommender, vocabularies: Mapping[str, Vocabulary]) -> Base:
         """The model's field tables are its ``item_<field>`` / ``user_<field>`` buffers (features.py)."""
         state = model.state_dict()
         schema = model.schema

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,7 +109,7 @@ def _retrain(store: TrainingStore, registry: ModelRegistry, options: RetrainOpti
     if current:
         model = grow_model(current.checkpoint.model, model_name, data)
         growth = grown_rows(current.checkpoint.model, model)
-        log.info("warm start from %s (%s); grown: %s", pointer.version, model_name, growth or "nothing")
+        log.info("warm start from %s (%s); grown: %s", current.version, model_name, growth or "nothing")
     else:
         model, growth = build_model(model_name, data), {}
         log.info("no current version: training a new %s", model_name)
@@ -128,7 +129,7 @@ def _retrain(store: TrainingStore, registry: ModelRegistry, options: RetrainOpti
     log.info("gate on %d held-out cases: %s (%s)", n_cases, "promote" if decision.promote else "reject",
              decision.reason)
     # ---- registry
-    report = {
+    report: dict[str, Any] = {
         "status": "promoted" if decision.promote else "rejected",
         "parent": pointer.version if pointer else None,
         "window": {**window, "holdout_from_ms": int(split.info["t_test"]),
@@ -144,8 +145,9 @@ def _retrain(store: TrainingStore, registry: ModelRegistry, options: RetrainOpti
     }
 
     def write(folder: Path) -> None:
+        # no dataset: the training store's window is no data set load_dataset can load again
         save_checkpoint(folder, model, data, {"holdout": candidate_metrics, "valid": result.best_valid},
-                        extra={"dataset": data.name, "protocol": "temporal", "seed": options.seed})
+                        extra={"seed": options.seed}, protocol="temporal", train_config=config)
         save_popularity(folder, data, split.train_positions())
 
     version = registry.publish(write, {"parent": report["parent"], "training_window": report["window"],
@@ -170,7 +172,7 @@ def _gate_metrics(model, model_name: str, data: InteractionData, split: Split, p
     """Candidate and current model through the Scorer on the held-out cases."""
     widths = [model.config.max_len] + ([current.checkpoint.model.config.max_len] if current else [])
     cases = holdout_cases(split, max(widths))
-    scoring = {"k": TOP_K, "exclude_window": options.exclude_window, "device": options.device}
+    scoring: dict[str, Any] = {"k": TOP_K, "exclude_window": options.exclude_window, "device": options.device}
     candidate = Scorer(LoadedCheckpoint(model, {"model": model_name}, vocabularies(data)),
                        popularity=popularity.astype(np.float32), **scoring)
     current_metrics = None

@@ -6,7 +6,8 @@ Layout (Hive-style, so any Parquet reader can prune by time)::
 
 Why each part of that:
 - A file appears complete or not at all: it is written as a hidden ``.tmp`` file in
-  its final directory, fsynced, renamed (atomic on POSIX) and the directory fsynced.
+  its final directory, fsynced, renamed (atomic on POSIX) and the directory fsynced
+  (``amsrm_core.files.write_atomically``).
   Readers never see half a file; a crash leaves at most a hidden temp file behind.
 - The name records the source partition and the offset range the write covered, so a
   restarted collector knows which files it may be reading again (those reaching past
@@ -23,7 +24,6 @@ imports this module and should start fast.
 from __future__ import annotations
 
 import calendar
-import os
 import re
 import time
 import uuid
@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from amsrm_core.files import write_atomically
 
 HOUR_MS = 3_600_000
 FIELDS = pa.map_(pa.string(), pa.list_(pa.string()))
@@ -116,14 +118,6 @@ def _hour_start_ms(date_dir: str, hour_dir_name: str) -> int | None:
     return calendar.timegm((year, month, day, int(hour_dir_name[5:]), 0, 0)) * 1000
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class TrainingStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -145,13 +139,9 @@ class TrainingStore:
         return written
 
     def _write_file(self, path: Path, table: pa.Table) -> Path:
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        _fsync(tmp)
-        os.replace(tmp, path)
-        for directory in (path.parent, path.parent.parent, self.root):  # the rename and any new folders
-            _fsync(directory, directory=True)
-        return path
+        # the rename, and the folders that may be new (its hour, its date)
+        return write_atomically(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"),
+                                sync_dirs=(path.parent.parent, self.root))
 
     # ------------------------------------------------------------------ listing
     def files(self, topic: str | None = None, partition: int | None = None,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,25 +26,50 @@ from amsrm_core.splits import Split
 SELECTION_METRIC = "ndcg@10"
 
 
+BUDGET_CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+PRECISIONS = ("fp32", "bf16")
+
+
+def _setting(default: Any, doc: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A TrainConfig field whose doc (and fixed set of values) the command-line flags show."""
+    return field(default=default, metadata={"doc": doc, "choices": choices})
+
+
 @dataclass
 class TrainConfig:
-    epochs: int = 200  # upper bound; early stopping usually ends sooner
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 10  # epochs without a better validation NDCG@10 before stopping
-    seed: int = 0
-    threads: int = 0  # torch CPU threads; 0 = leave torch's default. Set it when sharing cores
-    device: str = "auto"  # auto | cpu | cuda[:N]
-    precision: str = "fp32"  # fp32 | bf16 autocast (fp32 weights): faster when the catalogue dominates
-    time_budget_s: float = 0.0  # stop after this much training time (0 = no limit)
-    # what time_budget_s counts: "wall" time, or "cpu" time of this process (all its threads), which
-    # keeps a cap equal between runs that share cores with other work or are paused
-    budget_clock: str = "wall"
-    eval_batch_size: int = 512
-    mask_history: bool = True  # rank only items the user has not interacted with
-    bucket_by_length: bool = False  # batches of similar window lengths: less padding, faster epochs
-    progress: bool = True
+    """How to train; each field's ``doc`` is the help of its ``amsrm train`` flag (one source)."""
+
+    epochs: int = _setting(200, "most epochs; early stopping usually ends sooner")
+    batch_size: int = _setting(128, "training windows per batch")
+    lr: float = _setting(1e-3, "Adam learning rate")
+    weight_decay: float = _setting(0.0, "Adam weight decay")
+    patience: int = _setting(10, "epochs without a better validation NDCG@10 before stopping")
+    seed: int = _setting(0, "seed of initialisation, shuffling and negative sampling")
+    threads: int = _setting(0, "torch CPU threads; 0 = leave torch's default. Set it when sharing cores")
+    device: str = _setting("auto", "auto, cpu, cuda or cuda:N (auto = cuda when there is one)")
+    precision: str = _setting("fp32", "fp32, or bf16 autocast (fp32 weights): faster when the catalogue "
+                              "dominates", PRECISIONS)
+    time_budget_s: float = _setting(0.0, "stop after this much training time, in seconds (0 = no limit)")
+    budget_clock: str = _setting("wall", "what time_budget_s counts: wall time, or the CPU time of this "
+                                 "process (all its threads), which keeps a cap equal between runs that share "
+                                 "cores with other work or are paused", tuple(BUDGET_CLOCKS))
+    eval_batch_size: int = _setting(512, "users per batch when evaluating")
+    mask_history: bool = _setting(True, "rank only items the user has not interacted with")
+    bucket_by_length: bool = _setting(False, "batches of similar window lengths: less padding, faster epochs")
+    progress: bool = _setting(True, "show a progress bar per run")
+
+
+def config_doc(name: str) -> str:
+    """The doc of TrainConfig field ``name`` (help text of the flags that set it)."""
+    return TRAIN_FIELDS[name].metadata["doc"]
+
+
+def config_choices(name: str) -> tuple[str, ...] | None:
+    """The values TrainConfig field ``name`` may take, where that is a fixed set."""
+    return TRAIN_FIELDS[name].metadata["choices"]
+
+
+TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
 @dataclass
@@ -56,7 +82,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-BUDGET_CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 EpochCallback = Callable[[int, Recommender, dict, float], None]
 
 
@@ -113,13 +138,14 @@ def train(
     model.to(device)
     model.fit_statistics(torch.from_numpy(split.data.items[split.train_positions()]))
     result = TrainResult()
-    eval_options = dict(batch_size=config.eval_batch_size, mask_history=config.mask_history, device=device)
+    eval_options: dict[str, Any] = dict(batch_size=config.eval_batch_size, mask_history=config.mask_history,
+                                        device=device)
     if not model.trainable:
         result.best_valid = evaluate(model, split, "valid", max_len, **eval_options)
         return result
 
-    if config.precision not in ("fp32", "bf16"):
-        raise ConfigError(f"precision must be fp32 or bf16, got {config.precision!r}")
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     # foreach: one multi-tensor update instead of a Python loop over parameters (the CPU default)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                  foreach=True)

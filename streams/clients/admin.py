@@ -2,7 +2,7 @@
 
 Pre-creating every topic matters: the embedded broker auto-creates unknown topics
 with 4 partitions, and a table's changelog must have exactly as many partitions as
-the input topic it is co-partitioned with (BROKER.md).
+the input topic it is co-partitioned with (docs/BROKER.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 ``engine_settings`` points settings at it with only that engine's work-arounds.
 
 For local use, the demo, the benchmark and the tests only: it keeps everything in
-memory, so a restart loses topics and offsets (BROKER.md).  Nothing else in the
+memory, so a restart loses topics and offsets (docs/BROKER.md).  Nothing else in the
 project knows about it; a real cluster is just another ``broker_url``.
 
     with EmbeddedBroker() as broker:            # or: async with EmbeddedBroker() as broker
@@ -13,7 +13,6 @@ project knows about it; a real cluster is just another ``broker_url``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -21,12 +20,12 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 from amsrm.errors import AmsrmError, ConfigError
 from amsrm.settings import StreamSettings
 from streams.local.kafka import KafkaBroker
+from streams.local.service import LocalService
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(LocalService):
     """One Tansu process listening on ``host:port`` (a free port unless given)."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None,
@@ -120,24 +119,11 @@ class EmbeddedBroker:
             self._log_file.close()
             self._log_file = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 def embedded_settings(settings: StreamSettings, broker: EmbeddedBroker, recovery_safe: bool = False
                       ) -> StreamSettings:
-    """``settings`` pointed at ``broker`` with the work-arounds BROKER.md documents for it.
+    """``settings`` pointed at ``broker`` with the work-arounds docs/BROKER.md documents for it.
 
     ``recovery_safe`` adds ``producer_max_batch_size=1``: needed for correct table recovery
     after a worker restart on this broker (its end offsets are wrong for batched writes),

@@ -2,7 +2,7 @@
 
 Everything is torn down on exit, worker first.  The worker's data directory is
 wiped on entry: the embedded broker keeps nothing across restarts, and local
-state from an earlier broker makes Faust fail with ConsistencyError (BROKER.md).
+state from an earlier broker makes Faust fail with ConsistencyError (docs/BROKER.md).
 """
 
 from __future__ import annotations

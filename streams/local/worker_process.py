@@ -3,7 +3,7 @@
 Used by the demo, the benchmark and the integration tests, so all three start
 workers the way an operator does (``python -m streams worker``).  Each worker runs
 without Faust's web server: two workers on one host would otherwise collide on
-port 6066 (BROKER.md).
+port 6066 (docs/BROKER.md).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class WorkerProcess:
         env.pop("AMSRM_CONFIG", None)  # the settings object is already resolved
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        pin = None if self.cpus is None else (lambda: os.sched_setaffinity(0, self.cpus))
+        cpus = self.cpus
+        pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
         self._process = subprocess.Popen(self.command(), env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                          start_new_session=True, preexec_fn=pin)
         return self

@@ -71,7 +71,8 @@ def load_model(settings: StreamSettings) -> tuple[Scorer | ProcessScorer, ModelW
                                                   loaded.manifest_sha256, **scorer_options(settings)))
         return Scorer(loaded.checkpoint, popularity=loaded.popularity, **scorer_options(settings))
 
-    return serve_current(ModelRegistry(settings.registry_dir), build, settings.model_poll_s)
+    # a ProcessScorer answers every call a Scorer does; the core cannot name it (it lives above the core)
+    return serve_current(ModelRegistry(settings.registry_dir), build, settings.model_poll_s)  # type: ignore[arg-type]
 
 
 def sink(topic) -> ProducerSink:

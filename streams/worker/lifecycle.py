@@ -10,7 +10,7 @@ from streams.worker.app import app, settings
 log = logging.getLogger(__name__)
 
 
-@app.on_partitions_assigned.connect
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust types receivers with a signal= keyword
 async def log_assignment(sender, assigned, **kwargs) -> None:
     """One line per rebalance naming this worker's input partitions (tests and operators read it)."""
     partitions = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)

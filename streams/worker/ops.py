@@ -40,7 +40,7 @@ def attach(processor: BatchProcessor) -> None:
 def _recovered() -> bool:
     if not _state["assigned"]:  # Faust's recovery service is not set up before the first assignment
         return False
-    recovery = app.tables.recovery
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
     return recovery.completed.is_set() and not recovery.in_recovery
 
 
@@ -58,7 +58,7 @@ async def _refresh() -> None:
         from streams.worker.tables import windows_table
 
         metrics.refresh_table(windows_table.name, windows_table.data)
-    metrics.in_recovery.set(int(app.tables.recovery.in_recovery))
+    metrics.in_recovery.set(int(app.tables.recovery.in_recovery))  # type: ignore[attr-defined]
 
 
 ops.add_check("model_loaded", lambda: _state["model"])
@@ -67,7 +67,7 @@ ops.add_check("tables_recovered", _recovered)
 ops.add_refresher(_refresh)
 
 
-@app.on_worker_init.connect
+@app.on_worker_init.connect  # type: ignore[arg-type]  # see lifecycle.py
 def start_ops_server(sender, **kwargs) -> None:
     """Sent once by the CLI before the loop runs and once from the worker's loop: start once."""
     ops.start()
@@ -75,6 +75,6 @@ def start_ops_server(sender, **kwargs) -> None:
         ops.bind_loop(asyncio.get_running_loop())
 
 
-@app.on_partitions_assigned.connect
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # see lifecycle.py
 async def note_assignment(sender, assigned, **kwargs) -> None:
     _state["assigned"] = True

@@ -26,24 +26,29 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
 from faust.types import EventT
 
+from amsrm.messages import DETAIL_HEADER as DETAIL_HEADER  # the header names, re-exported
+from amsrm.messages import REASON_HEADER as REASON_HEADER
+from amsrm.messages import SOURCE_HEADER as SOURCE_HEADER
+from amsrm.messages import WORKER_HEADER as WORKER_HEADER
+from amsrm.messages import (
+    BehaviourEvent,
+    DeadLetterHeaders,
+    LabelledSample,
+    Recommendation,
+    WorkerHeaders,
+    encode,
+)
 from amsrm.settings import StreamSettings
 from amsrm_core.scoring import Ranked, Scorer, Window
 from streams.faust_ext import current_event, send_raw
 from streams.ops.metrics import BatchObserver
-from streams.worker.records import BehaviourEvent
 from streams.worker.scoring_process import ProcessScorer, ScoringUnavailable
 from streams.worker.state import UserWindow
 from streams.worker.validation import Limits, Rejected, parse_event
 
 log = logging.getLogger(__name__)
-
-REASON_HEADER = "amsrm-reason"
-DETAIL_HEADER = "amsrm-detail"
-SOURCE_HEADER = "amsrm-source"
-WORKER_HEADER = "amsrm-worker"
 
 
 class Sendable(Protocol):
@@ -122,8 +127,8 @@ class BatchProcessor:
         self.limits = limits_of(settings)
         self.counters = Counters()
         self.observer = BatchObserver()  # metrics hooks (streams.worker.ops sets the real one)
-        self.worker = f"{socket.gethostname()}:{os.getpid()}".encode()
-        self._worker_headers = [(WORKER_HEADER, self.worker)]
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._worker_headers = WorkerHeaders(self.worker).kafka_headers()
 
     async def process(self, events: Sequence[EventT]) -> None:
         """One micro-batch end to end (the pipeline runs the two halves overlapped)."""
@@ -217,32 +222,32 @@ class BatchProcessor:
             self.counters.score_s += time.perf_counter() - started
 
     async def _publish(self, s: _Scored, ranked: Ranked) -> None:
-        """Encode once with orjson (the JSON of streams.worker.records) and hand the bytes to the producer."""
+        """Encode once through the message models (amsrm.messages) and hand the bytes to the producer."""
         record, key = s.record, s.event.message.key
-        recommendation = {
-            "user_id": record.user_id, "event_id": record.event_id, "items": ranked.items,
-            "scores": ranked.scores, "model_version": self.scorer.version, "event_time_ms": record.timestamp,
-            "publish_time_ms": now_ms(), "fallback": ranked.fallback}
-        await self.outputs.recommendations.send(key=key, value=orjson.dumps(recommendation),
+        recommendation = Recommendation(
+            user_id=record.user_id, event_id=record.event_id, items=ranked.items, scores=ranked.scores,
+            model_version=self.scorer.version, event_time_ms=record.timestamp, publish_time_ms=now_ms(),
+            fallback=ranked.fallback)
+        await self.outputs.recommendations.send(key=key, value=encode(recommendation),
                                                 headers=self._worker_headers)
         self.counters.recommendations += 1
-        self.observer.published(record.timestamp, recommendation["publish_time_ms"])
+        self.observer.published(record.timestamp, recommendation.publish_time_ms)
         self.counters.fallbacks += ranked.fallback is not None
         if self.settings.publish_samples and s.before.entries:
-            sample = {
-                "user_id": record.user_id, "event_id": record.event_id, "window": s.before.public(),
-                "user_fields": s.before.user_fields, "next_item_id": record.item_id,
-                "next_behaviour": record.behaviour, "event_time_ms": record.timestamp,
-                "next_item_fields": record.item_fields}
-            await self.outputs.samples.send(key=key, value=orjson.dumps(sample))
+            sample = LabelledSample(
+                user_id=record.user_id, event_id=record.event_id, window=s.before.public(),
+                user_fields=s.before.user_fields, next_item_id=record.item_id,
+                next_behaviour=record.behaviour, event_time_ms=record.timestamp,
+                next_item_fields=record.item_fields)
+            await self.outputs.samples.send(key=key, value=encode(sample))
 
     async def dead_letter(self, event: EventT, rejected: Rejected) -> None:
         """The raw bytes and key unchanged; why and where from in the headers."""
         message = event.message
         self.counters.dead_letters += 1
         self.counters.reasons[rejected.reason] = self.counters.reasons.get(rejected.reason, 0) + 1
-        source = f"{message.topic}/{message.partition}/{message.offset}"
-        headers = [(REASON_HEADER, rejected.reason.encode()), (DETAIL_HEADER, rejected.detail.encode()),
-                   (SOURCE_HEADER, source.encode())]
-        log.debug("dead letter %s: %s (%s)", source, rejected.reason, rejected.detail)
-        await self.outputs.dead_letters.send(key=message.key, value=message.value or b"", headers=headers)
+        headers = DeadLetterHeaders.of(rejected.reason, rejected.detail, message.topic, message.partition,
+                                       message.offset)
+        log.debug("dead letter %s: %s (%s)", headers.source, rejected.reason, rejected.detail)
+        await self.outputs.dead_letters.send(key=message.key, value=message.value or b"",
+                                             headers=headers.kafka_headers())

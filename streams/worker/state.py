@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.worker.records import BehaviourEvent
+from amsrm.messages import BehaviourEvent, SampleEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +28,9 @@ class WindowEntry:
     def to_list(self) -> list:
         return [self.event_id, self.item_id, self.behaviour, self.timestamp, self.offset, self.item_fields]
 
-    def public(self) -> dict:
+    def public(self) -> SampleEntry:
         """The entry as published in labelled samples (offsets are internal)."""
-        return {"event_id": self.event_id, "item_id": self.item_id, "behaviour": self.behaviour,
-                "timestamp": self.timestamp, "item_fields": self.item_fields}
+        return SampleEntry(self.event_id, self.item_id, self.behaviour, self.timestamp, self.item_fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +62,7 @@ class UserWindow:
         user_fields = event.user_fields if event.user_fields is not None else self.user_fields
         return UserWindow((*self.entries, entry)[-length:], user_fields)
 
-    def public(self) -> list[dict]:
+    def public(self) -> list[SampleEntry]:
         """The entries as published in labelled samples."""
         return [e.public() for e in self.entries]
 

@@ -13,6 +13,6 @@ windows_table = app.Table(
     key_type=bytes,  # bytes types mean the raw codec for keys and values
     value_type=bytes,
     partitions=settings.partitions,
-    options={"driver": "rocksdict"},  # faust tries python-rocksdb first; we ship rocksdict (BROKER.md)
+    options={"driver": "rocksdict"},  # faust tries python-rocksdb first; we ship rocksdict (docs/BROKER.md)
     help="last n events of each user, with their side fields",
 )

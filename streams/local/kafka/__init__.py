@@ -16,7 +16,6 @@ by every later start without Maven.  ``amsrm broker --engine kafka`` runs one br
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import fcntl
 import hashlib
@@ -36,10 +35,10 @@ import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Self
 
 from amsrm.errors import AmsrmError
+from streams.local.service import LocalService
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +412,7 @@ def _reap(process: subprocess.Popen[bytes], owned_dir: Path | None, pending_arch
 
 # --- the broker ----------------------------------------------------------------------------------------
 
-class KafkaBroker:
+class KafkaBroker(LocalService):
     """One Kafka JVM (KRaft, broker and controller) listening on ``host:port`` (a free port unless given).
 
     ``data_dir`` keeps topics and committed offsets across restarts and is never deleted; without it, a
@@ -603,19 +602,6 @@ class KafkaBroker:
             self._log_file.close()
             self._log_file = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 def main(argv: list[str] | None = None) -> int:
