@@ -72,19 +72,6 @@ class EmbeddedBroker(LocalService):
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
-    @property
-    def url(self) -> str:
-        """The ``broker_url`` setting that points at this broker."""
-        return f"kafka://{self.bootstrap}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def start(self) -> Self:
         if self.running:
             return self

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from types import TracebackType
 from typing import Self
 
 
 class LocalService:
-    """``with`` / ``async with`` around ``start()`` and ``stop()``; async runs them in a thread, since
-    both block on a subprocess."""
+    """A broker in a subprocess: its address, its process, and ``with`` / ``async with`` around
+    ``start()`` and ``stop()`` (async runs them in a thread, since both block on the subprocess)."""
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """The ``broker_url`` setting that points at this broker."""
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def start(self) -> Self:
         raise NotImplementedError

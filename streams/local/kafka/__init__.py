@@ -445,19 +445,6 @@ class KafkaBroker(LocalService):
         return _address(self.host, self.port)
 
     @property
-    def url(self) -> str:
-        """The ``broker_url`` setting that points at this broker."""
-        return f"kafka://{self.bootstrap}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
     def version(self) -> str:
         """The Kafka version this broker runs (pom.xml's kafka.version)."""
         return kafka_version(POM)
