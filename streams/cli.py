@@ -41,8 +41,8 @@ def _broker_arg(parser: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the streaming subcommands to the ``amsrm`` parser."""
     broker = sub.add_parser("broker", help="run a local broker (Tansu or Apache Kafka) with the topics")
-    broker.add_argument("--host", default="127.0.0.1")
-    broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    broker.add_argument("--port", type=int, default=9092, help="client port")
     broker.add_argument("--engine", default="tansu", choices=["tansu", "kafka"],
                         help="tansu: embedded, memory only, pip only; kafka: Apache Kafka (KRaft), "
                              "needs Java 17 and Maven")
@@ -74,9 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     syn = kinds.add_parser("synthetic", help="the synthetic generator as an endless live stream")
     syn.add_argument("--rate", type=float, default=100.0, help="events per second (0 = as fast as possible)")
     syn.add_argument("--events", type=int, help="stop after N events (default: run until Ctrl-C)")
-    syn.add_argument("--users", type=int, default=SyntheticConfig.n_users)
-    syn.add_argument("--items", type=int, default=SyntheticConfig.n_items)
-    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--users", type=int, default=SyntheticConfig.n_users, help="users in the catalogue")
+    syn.add_argument("--items", type=int, default=SyntheticConfig.n_items, help="items in the catalogue")
+    syn.add_argument("--seed", type=int, default=0, help="random seed of the generator")
     _broker_arg(syn)
 
     subscribe = sub.add_parser("subscribe", help="print recommendations as they arrive")
@@ -88,9 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="broker + model + worker + replay + live recommendations + summary")
     demo.add_argument("--data", default="synthetic", help="data set name (default: the built-in synthetic)")
     demo.add_argument("--data-path", help="files of a real data set (default: $AMSRM_DATA/<folder>)")
-    demo.add_argument("--events", type=int, default=3000)
-    demo.add_argument("--rate", type=float, default=500.0)
-    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--events", type=int, default=3000, help="events to replay")
+    demo.add_argument("--rate", type=float, default=500.0, help="events per second")
+    demo.add_argument("--epochs", type=int, default=8, help="training epochs of the demo model")
     demo.add_argument("--workdir", type=Path, default=Path("runs/demo"), help="model, logs and worker state")
 
 
