@@ -22,8 +22,11 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 
+# The whole suite on Apache Kafka, then every test that uses the broker fixture once more on the
+# embedded Tansu broker (the demo's engine); tests/conftest.py prints the engine in pytest's header.
 test: install lint
-	$(BIN)/python -m pytest
+	AMSRM_TEST_BROKER=kafka $(BIN)/python -m pytest
+	AMSRM_TEST_BROKER=tansu $(BIN)/python -m pytest -m broker
 
 demo: install
 	$(BIN)/amsrm demo

@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import re
 
-from amsrm.settings import CONFIG_ENV, StreamSettings, describe
+from amsrm.settings import CONFIG_ENV, TANSU_RECOVERY_WORKAROUND, TANSU_WORKAROUNDS, StreamSettings, describe
 
 SECTION = re.compile(r"^\s*# --- (.+)$")
 FIELD = re.compile(r"^\s*(\w+): [\w| ]+ = setting\(")
@@ -58,4 +58,26 @@ def reference() -> str:
         next_index = names.index(name) + 1
         if next_index == len(names) or section_of[names[next_index]] != current:
             lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + engine_section())
+
+
+def engine_section() -> list[str]:
+    """Which defaults are Apache Kafka's and what the local embedded broker changes."""
+    def listed(values: dict) -> str:
+        return ", ".join(f"`{name}={value}`" for name, value in values.items())
+
+    return [
+        "## Broker engines",
+        "",
+        "The defaults above are what a worker on Apache Kafka (a real cluster, or "
+        "`amsrm broker --engine kafka`) runs with;",
+        "its session timeout, heartbeat and fetch wait are Kafka's client defaults. Only the local "
+        "embedded broker (Tansu: the",
+        f"demo's default engine) changes any: {listed(TANSU_WORKAROUNDS)}, and, where a worker "
+        f"restarts and must rebuild",
+        f"its windows, {listed(TANSU_RECOVERY_WORKAROUND)} (its end offsets are wrong for batched "
+        "writes). It has no",
+        "transactions, so `processing_guarantee=exactly_once` is refused there. Details: "
+        "[BROKER.md](BROKER.md).",
+        "",
+    ]

@@ -72,10 +72,18 @@ class StreamSettings:
         16384, "producer batch bytes; 1 works around the embedded broker's end-offset defect")
     producer_linger_ms: int = setting(0, "how long the producer waits to fill a batch")
     consumer_fetch_max_wait_ms: int = setting(
-        1500, "longest a consumer fetch waits for data; ~10 on the embedded broker, which holds fetches")
-    session_timeout_s: float = setting(6.0, "consumer group session timeout (joins wait ~half on Tansu)")
-    heartbeat_interval_s: float = setting(1.0, "consumer group heartbeat interval")
+        500, "longest a consumer fetch waits for data (Kafka's default); the embedded broker gets 10, "
+        "as it holds fetches")
+    session_timeout_s: float = setting(
+        45.0, "consumer group session timeout (Kafka's default): how long a dead worker keeps its "
+        "partitions; the embedded broker gets 6 (its joins wait about half of it)")
+    heartbeat_interval_s: float = setting(3.0, "consumer group heartbeat interval (Kafka's default; "
+                                          "the embedded broker gets 1)")
     commit_interval_s: float = setting(1.0, "how often processed offsets are committed")
+    processing_guarantee: str = setting(
+        "at_least_once", "at_least_once (outputs may repeat after a crash; consumers drop repeats by "
+        "event id) or exactly_once (Kafka only: each partition's outputs, window changes and offsets "
+        "commit in one transaction; read outputs with isolation.level=read_committed)")
     eager_dispatch: bool = setting(True, "hand fetched messages to the agent without a task per message "
                                    "(streams.faust_ext); false = Faust's own hand-off")
     log_level: str = setting("info", "log level of the workers the demo, benchmark and tests start")
@@ -149,6 +157,11 @@ class StreamSettings:
         return ",".join(hosts)
 
     @property
+    def isolation_level(self) -> str:
+        """How readers of this app's topics read: under exactly-once only committed transactions."""
+        return "read_committed" if self.processing_guarantee == "exactly_once" else "read_uncommitted"
+
+    @property
     def changelog_topic(self) -> str:
         """Name Faust gives the window table's changelog (``<app id>-<table>-changelog``)."""
         return f"{self.app_id}-windows-changelog"
@@ -156,6 +169,16 @@ class StreamSettings:
 
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
+
+
+#: What the embedded Tansu broker needs (docs/BROKER.md), applied by streams.local.broker only when
+#: the engine is Tansu; on Apache Kafka the worker keeps the defaults above.
+TANSU_WORKAROUNDS: dict[str, Any] = {"consumer_fetch_max_wait_ms": 10, "session_timeout_s": 6.0,
+                                     "heartbeat_interval_s": 1.0}
+#: Added where a worker restarts and rebuilds its windows on Tansu (its end offsets are wrong for
+#: batched writes); a large cost in throughput.
+TANSU_RECOVERY_WORKAROUND: dict[str, Any] = {"producer_max_batch_size": 1}
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 
 
 def describe() -> list[tuple[str, str, str, str]]:

@@ -23,7 +23,15 @@ public API does not do:
   Faust keeps it in the context variable ``faust.streams._current_event``.
 - ``send_raw``: ``Producer.send`` positionally (topic, key, value, partition, timestamp, headers):
   the worker's outputs are already bytes, and ``Topic.send`` would build a ``FutureMessage`` and
-  callbacks per message.
+  callbacks per message.  Under exactly-once it names the transactional producer Faust opened for
+  the source event's partition (``transactional_id``; Faust's own ``TransactionManager.send`` picks
+  the producer by the *output* topic's partition, which is only right for co-partitioned topics).
+- ``Consumer._commit_tps`` (every offset commit passes through it), for two guarantees Faust does
+  not give: (1) the producer buffer, which holds the table's changelog writes, is drained
+  completely first (Faust's ``flush`` gives up after 0.1 s without a message sent, so a commit
+  could pass events whose window changes were still buffered); (2) under exactly-once the commit
+  waits for ``batch_gate``, which the agent holds from a micro-batch's first output to its acks, so
+  a transaction never commits a half-processed batch's outputs without its offsets.
 - ``ensure_buffer_room``: the producer buffer's ``max_messages`` (100), above which Faust stops
   handing events to agents; a micro-batch writes up to ``batch_max`` windows at once.
 - ``open_databases``: the RocksDB store's ``_dbs`` (partition → database), for a key-count metric.
@@ -31,15 +39,17 @@ public API does not do:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from importlib.metadata import version
 from typing import Any
 
 import aiokafka
 from faust import streams as faust_streams
+from faust.transport.consumer import TopicPartitionGroup, TransactionManager
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.services import WaitResults
@@ -91,6 +101,11 @@ class FetchTunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class Consumer(faust_aiokafka.Consumer):
     eager_dispatch = True  # set by consumer_urls from the settings
+
+    async def _commit_tps(self, tps: Any, start_new_transaction: bool) -> bool:
+        async with batch_gate(self.app):
+            await drain_buffer(self.app.producer)
+            return await super()._commit_tps(tps, start_new_transaction)
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         if not self.eager_dispatch:
@@ -187,9 +202,37 @@ def current_event(event: Any) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
-async def send_raw(producer: Any, topic: str, key: bytes | None, value: bytes | None, headers: Any) -> Any:
-    """Put already encoded bytes into Faust's producer buffer; returns once buffered (not acked)."""
-    return await producer.send(topic, key, value, None, None, headers)
+async def send_raw(producer: Any, topic: str, key: bytes | None, value: bytes | None, headers: Any,
+                   transactional_id: str | None = None) -> Any:
+    """Put already encoded bytes into the producer (the transactional one of ``transactional_id``
+    under exactly-once); returns once accumulated for sending (not acked)."""
+    return await producer.send(topic, key, value, None, None, headers, transactional_id=transactional_id)
+
+
+def transactional_id(app: Any, message: Any) -> str:
+    """The id of the transactional producer Faust keeps for ``message``'s source partition."""
+    group = app.assignor.group_for_topic(message.topic)
+    return TransactionManager.transactional_id_format.format(
+        group_id=app.conf.id, tpg=TopicPartitionGroup(message.topic, message.partition, group))
+
+
+_gates: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def batch_gate(app: Any) -> AbstractAsyncContextManager[Any]:
+    """Held by the agent around one micro-batch and by every offset commit: under exactly-once a
+    commit runs only between batches; under at-least-once it never waits."""
+    if not app.in_transaction:
+        return nullcontext()
+    if app not in _gates:
+        _gates[app] = asyncio.Lock()
+    return _gates[app]
+
+
+async def drain_buffer(producer: Any) -> None:
+    """Wait until Faust's producer buffer is empty (its ``flush`` stops after 0.1 s without a send)."""
+    while producer.buffer.size:
+        await producer.buffer.flush()
 
 
 def ensure_buffer_room(producer: Any, messages: int) -> None:

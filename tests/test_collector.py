@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from aiokafka import TopicPartition
 from test_retrain import T0_MS, labelled_samples, rows_of
-from test_streams_integration import TIMEOUT_S, broker, new_settings, produce  # noqa: F401 (broker: a fixture)
+from test_streams_integration import FAST_FAILOVER, TIMEOUT_S, new_settings, produce
 
 from amsrm.settings import StreamSettings
 from amsrm_core.retraining.store import HOUR_MS, SampleError, TrainingStore, hour_dir, sample_row
@@ -108,10 +108,11 @@ async def test_a_crash_between_writing_and_committing_duplicates_nothing(tmp_pat
     assert consumer.offsets == {0: 311}  # committed only after the files
 
 
-def test_collector_killed_mid_stream_keeps_every_sample_once(broker, tmp_path, samples):  # noqa: F811
+def test_collector_killed_mid_stream_keeps_every_sample_once(broker, tmp_path, samples):
     group = f"collector-{uuid.uuid4().hex[:6]}"
     settings = new_settings(broker, tmp_path, tmp_path, output_partitions=2, collector_group=group,
-                            store_dir=str(tmp_path / "store"), collector_flush_rows=40, collector_flush_s=0.2)
+                            store_dir=str(tmp_path / "store"), collector_flush_rows=40, collector_flush_s=0.2,
+                            **FAST_FAILOVER)
     to_samples = settings.replace(events_topic=settings.samples_topic)
     messages = [(s["user_id"].encode(), orjson.dumps(s)) for s in samples]
     messages += messages[700:760]  # redelivered by an at-least-once worker: same event ids, later offsets

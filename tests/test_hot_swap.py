@@ -16,10 +16,9 @@ import orjson
 from test_collector import wait_for
 from test_registry import checkpoints  # noqa: F401 (a fixture)
 from test_retrain import first_half, first_model, stream  # noqa: F401 (fixtures)
-from test_streams_integration import (  # noqa: F401 (broker: a fixture)
+from test_streams_integration import (
     NOW_MS,
     TIMEOUT_S,
-    broker,
     events_of,
     ids_cover,
     new_settings,

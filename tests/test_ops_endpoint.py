@@ -16,11 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from test_collector import wait_for
-from test_streams_integration import (  # noqa: F401 (broker, checkpoint: fixtures)
+from test_streams_integration import (  # noqa: F401 (checkpoint: a fixture)
     BAD,
     NOW_MS,
     TIMEOUT_S,
-    broker,
     checkpoint,
     events_of,
     ids_cover,

@@ -67,11 +67,14 @@ def event(user: str, item: str, n: int, **extra) -> tuple[bytes, bytes]:
 
 
 async def sent(mock: AsyncMock, count: int, timeout_s: float = 5.0) -> list:
-    """The values sent to a mocked topic once there are ``count`` of them."""
+    """The values sent to a mocked topic once there are ``count`` of them (each names its source event,
+    which exactly-once needs to pick the transaction)."""
     async with asyncio.timeout(timeout_s):
         while mock.send.await_count < count:
             await asyncio.sleep(0.01)
-    return [call.kwargs for call in mock.send.await_args_list]
+    calls = [dict(call.kwargs) for call in mock.send.await_args_list]
+    assert all(call.pop("source", None) is not None for call in calls)
+    return calls
 
 
 async def put_history(agent, user: str, items: list[str]) -> None:

@@ -1,6 +1,7 @@
-"""The worker against the real embedded broker, run as subprocesses (``python -m streams worker``).
+"""The worker, run as subprocesses (``python -m streams worker``), against a real broker.
 
-One broker for the whole module (session-scoped), unique topics and app ids per test.
+One broker for the whole session (conftest's ``broker``: Apache Kafka, or Tansu with
+AMSRM_TEST_BROKER=tansu), unique topics and app ids per test.
 Checks: a recommendation for every valid event, dead letters with reasons, offline/online
 parity, window recovery after a crash and after losing local state, two workers splitting
 the partitions.
@@ -27,7 +28,7 @@ from producers.events import dataset_events, encode, time_order
 from producers.kafka import make_producer
 from streams.clients.admin import create_topics
 from streams.clients.subscriber import read_until
-from streams.local.broker import EmbeddedBroker, embedded_settings
+from streams.local.broker import BrokerEngine, engine_settings
 from streams.local.checkpoints import ensure_checkpoint
 from streams.local.worker_process import WorkerProcess
 from streams.worker.processing import REASON_HEADER, WORKER_HEADER
@@ -38,12 +39,10 @@ pytestmark = pytest.mark.slow
 MAX_LEN = 4  # short windows, so truncation is exercised by short synthetic histories
 TIMEOUT_S = 90.0
 NOW_MS = 1_790_000_000_000
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory):
-    with EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "tansu.log") as b:
-        yield b
+#: For tests that kill a process and start its successor in the same group: on Kafka the dead member
+#: holds its partitions for the session timeout (Kafka's default 45 s); users who want faster
+#: fail-over set it the same way (Kafka's floor is group.min.session.timeout.ms, 6 s).
+FAST_FAILOVER = {"session_timeout_s": 8.0, "heartbeat_interval_s": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,7 @@ def checkpoint(tmp_path_factory, small_synthetic) -> Path:
                              overrides={"max_len": MAX_LEN})
 
 
-def new_settings(broker: EmbeddedBroker, tmp_path: Path, checkpoint: Path, recovery_safe: bool = False,
+def new_settings(broker: BrokerEngine, tmp_path: Path, checkpoint: Path, recovery_safe: bool = False,
                  **changes) -> StreamSettings:
     tag = f"t{uuid.uuid4().hex[:8]}"
     options = dict(app_id=tag, events_topic=f"{tag}-events", recommendations_topic=f"{tag}-recs",
@@ -61,7 +60,7 @@ def new_settings(broker: EmbeddedBroker, tmp_path: Path, checkpoint: Path, recov
                    table_standby_replicas=0, commit_interval_s=0.5, batch_max=64,
                    ops_port=0)  # tests that scrape the endpoint pick a free port
     base = StreamSettings.load({}, **{**options, **changes})
-    settings = embedded_settings(base, broker, recovery_safe)
+    settings = engine_settings(base, broker, recovery_safe)
     asyncio.run(create_topics(settings))
     return settings
 
@@ -206,7 +205,8 @@ def table_contents(data_dir: Path) -> dict[bytes, UserWindow]:
 def test_restart_recovers_every_window(broker, checkpoint, small_synthetic, tmp_path):
     """Crash (SIGKILL) with local state kept, then a restart with local state wiped."""
     # no commit before the crash: every event of the first worker is redelivered to the second
-    settings = new_settings(broker, tmp_path, checkpoint, recovery_safe=True, commit_interval_s=60.0)
+    settings = new_settings(broker, tmp_path, checkpoint, recovery_safe=True, commit_interval_s=60.0,
+                            **FAST_FAILOVER)
     events = events_of(small_synthetic, 900)
     parts = [events[:300], events[300:600], events[600:]]
     log_dir, data_dir = tmp_path / "logs", Path(settings.data_dir)

@@ -7,7 +7,9 @@ the input topic it is co-partitioned with (docs/BROKER.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -55,8 +57,7 @@ async def create_topics(settings: StreamSettings, specs: list[TopicSpec] | None 
                 created.append(name)
             elif code != TOPIC_ALREADY_EXISTS:
                 raise for_code(code)(f"creating topic {name}: {rest[0] if rest else ''}")
-        described = await admin.describe_topics([s.name for s in specs])
-        existing = {t["topic"]: len(t["partitions"]) for t in described}
+        existing = await partition_counts(admin, [s.name for s in specs])
         for s in specs:
             if existing.get(s.name) != s.partitions:
                 raise ConfigError(f"topic {s.name} has {existing.get(s.name)} partitions, settings say "
@@ -65,3 +66,16 @@ async def create_topics(settings: StreamSettings, specs: list[TopicSpec] | None 
         return created
     finally:
         await admin.close()
+
+
+async def partition_counts(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 10.0
+                           ) -> dict[str, int]:
+    """Topic → partitions, waiting while a just-created topic's metadata has not reached the broker
+    that answers (Kafka creates topics asynchronously: a describe right after may show none)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+        if all(counts.get(name) for name in names) or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(0.1)

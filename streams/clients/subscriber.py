@@ -23,8 +23,10 @@ from amsrm.settings import StreamSettings
 
 def make_consumer(settings: StreamSettings, *topics: str, from_beginning: bool = False,
                   group_id: str | None = None) -> AIOKafkaConsumer:
+    """Reads committed transactions only when the worker is exactly-once (settings.isolation_level)."""
     return AIOKafkaConsumer(
         *topics, bootstrap_servers=settings.bootstrap_servers, group_id=group_id,
+        isolation_level=settings.isolation_level,
         auto_offset_reset="earliest" if from_beginning else "latest", enable_auto_commit=group_id is not None,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         session_timeout_ms=int(settings.session_timeout_s * 1000),

@@ -92,6 +92,7 @@ class Collector:
         return AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers, group_id=s.collector_group, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+            isolation_level=s.isolation_level,  # no sample of an aborted transaction (exactly-once)
             session_timeout_ms=int(s.session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000))
 

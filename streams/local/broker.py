@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Self
 
 from amsrm.errors import AmsrmError, ConfigError
-from amsrm.settings import StreamSettings
+from amsrm.settings import TANSU_RECOVERY_WORKAROUND, TANSU_WORKAROUNDS, StreamSettings
 from streams.local.kafka import KafkaBroker
 from streams.local.service import LocalService
 
@@ -110,22 +110,26 @@ class EmbeddedBroker(LocalService):
 
 def embedded_settings(settings: StreamSettings, broker: EmbeddedBroker, recovery_safe: bool = False
                       ) -> StreamSettings:
-    """``settings`` pointed at ``broker`` with the work-arounds docs/BROKER.md documents for it.
+    """``settings`` pointed at ``broker`` with the work-arounds docs/BROKER.md documents for it
+    (amsrm.settings.TANSU_WORKAROUNDS).
 
-    ``recovery_safe`` adds ``producer_max_batch_size=1``: needed for correct table recovery
-    after a worker restart on this broker (its end offsets are wrong for batched writes),
-    at a large cost in throughput.  A real Kafka cluster needs none of this.
+    ``recovery_safe`` adds ``producer_max_batch_size=1`` (TANSU_RECOVERY_WORKAROUND): needed for
+    correct table recovery after a worker restart on this broker (its end offsets are wrong for
+    batched writes), at a large cost in throughput.  A real Kafka cluster needs none of this.
     """
-    return settings.replace(
-        broker_url=broker.url, consumer_fetch_max_wait_ms=10, session_timeout_s=6.0, heartbeat_interval_s=1.0,
-        producer_max_batch_size=1 if recovery_safe else settings.producer_max_batch_size)
+    if settings.processing_guarantee != "at_least_once":
+        raise ConfigError("the embedded broker has no transactions: processing_guarantee must be "
+                          "at_least_once (exactly_once needs Apache Kafka: --engine kafka)")
+    return settings.replace(broker_url=broker.url, **TANSU_WORKAROUNDS,
+                            **(TANSU_RECOVERY_WORKAROUND if recovery_safe else {}))
 
 
+BrokerEngine = EmbeddedBroker | KafkaBroker
 ENGINES = ("tansu", "kafka")  # tansu: pip only, memory only; kafka: Apache Kafka (KRaft), needs Java + Maven
 
 
 def make_broker(engine: str, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None,
-                data_dir: Path | None = None) -> EmbeddedBroker | KafkaBroker:
+                data_dir: Path | None = None) -> BrokerEngine:
     """A local broker of ``engine``, not started yet."""
     if engine == "tansu":
         return EmbeddedBroker(port=port, host=host, log_path=log_path)
@@ -134,7 +138,7 @@ def make_broker(engine: str, port: int | None = None, host: str = "127.0.0.1", l
     raise ConfigError(f"broker engine must be one of {ENGINES}, got {engine!r}")
 
 
-def engine_settings(settings: StreamSettings, broker: EmbeddedBroker | KafkaBroker,
+def engine_settings(settings: StreamSettings, broker: BrokerEngine,
                     recovery_safe: bool = False) -> StreamSettings:
     """``settings`` pointed at ``broker``: with Tansu's work-arounds (embedded_settings) on Tansu, and
     nothing else changed on Kafka, which needs none of them."""

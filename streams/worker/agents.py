@@ -18,7 +18,7 @@ from amsrm.settings import StreamSettings
 from amsrm_core.registry import LoadedVersion, ModelRegistry
 from amsrm_core.retraining.watch import ModelWatcher, serve_current
 from amsrm_core.scoring import Scorer, release
-from streams.faust_ext import ensure_buffer_room
+from streams.faust_ext import batch_gate, ensure_buffer_room
 from streams.worker import heap
 from streams.worker.app import app, settings
 from streams.worker.ops import attach
@@ -86,7 +86,8 @@ async def recommend(stream) -> None:
     topics = (recommendations_topic, samples_topic, dead_letters_topic, events_topic)
     processor = BatchProcessor(settings, scorer, windows_table, Outputs(*map(sink, topics)))
     attach(processor)  # metrics hooks and readiness (streams.worker.ops)
-    pipeline = Pipeline(settings.pipeline_depth)
+    # exactly-once commits only between micro-batches (faust_ext.batch_gate), so batches do not overlap
+    pipeline = Pipeline(1 if app.in_transaction else settings.pipeline_depth)
     # Table writes queue their changelog messages in Faust's producer buffer, and above its
     # max_messages (100) Faust stops handing events to the agent until it drains: a micro-batch
     # writes up to batch_max windows at once, so let one batch (and the one in flight) fit.
@@ -101,7 +102,8 @@ async def recommend(stream) -> None:
                 release(processor.scorer)
                 processor.scorer = promoted
                 heap.refresh(settings.gc_tuning)  # the replaced model may have been frozen
-            await pipeline.submit(events, processor.finish(await processor.prepare(events)))
+            async with batch_gate(app):  # a no-op under at-least-once
+                await pipeline.submit(events, processor.finish(await processor.prepare(events)))
             if time.monotonic() - last_report >= STATS_EVERY_S:
                 last_report = time.monotonic()
                 log.info("processed %s", processor.counters)

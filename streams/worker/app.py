@@ -16,7 +16,7 @@ import faust
 
 from amsrm.errors import ConfigError
 from amsrm.logs import logging_config
-from amsrm.settings import StreamSettings
+from amsrm.settings import PROCESSING_GUARANTEES, StreamSettings
 from streams.faust_ext import consumer_urls
 
 RECOMMEND = "streams.worker.agents"
@@ -31,6 +31,13 @@ def agent_module(settings: StreamSettings) -> str:
     if "." not in settings.agent or importlib.util.find_spec(settings.agent) is None:
         raise ConfigError(f"AMSRM_AGENT must be recommend or an importable module, got {settings.agent!r}")
     return settings.agent
+
+
+def processing_guarantee(settings: StreamSettings) -> str:
+    if settings.processing_guarantee not in PROCESSING_GUARANTEES:
+        raise ConfigError(f"AMSRM_PROCESSING_GUARANTEE must be one of {PROCESSING_GUARANTEES}, "
+                          f"got {settings.processing_guarantee!r}")
+    return settings.processing_guarantee
 
 
 def app_options(settings: StreamSettings) -> dict[str, Any]:
@@ -48,8 +55,8 @@ def app_options(settings: StreamSettings) -> dict[str, Any]:
         # Faust also scans ``origin`` (and guesses it as the whole package when unset, starting
         # both agents): name the chosen agent module
         "origin": module,
-        # the embedded broker has no idempotent producer; consumers deduplicate by event id
-        "processing_guarantee": "at_least_once",
+        # exactly_once: per-partition transactions (streams.faust_ext.batch_gate; docs/STREAMING.md)
+        "processing_guarantee": processing_guarantee(settings),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
         "table_standby_replicas": settings.table_standby_replicas,

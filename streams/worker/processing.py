@@ -1,8 +1,9 @@
 """What the scoring agent does with one micro-batch of raw events.
 
 Per event, in partition order: validate (bad → dead letter with a reason), update
-the user's window (skipped for an event redelivered after a crash: its offset is
-not newer than the window's), queue a labelled sample (window before + this item).
+the user's window (for an event redelivered after a crash, whose offset is not newer
+than the window's, the window as it was before it, plus it), queue a labelled sample
+(window before + this item).
 Then one forward pass over every event's window through the shared Scorer, and one
 recommendation per valid event.  Nothing valid is dropped: an event keyed by
 something other than its user id is re-published with the right key (the Faust
@@ -42,7 +43,7 @@ from amsrm.messages import (
 )
 from amsrm.settings import StreamSettings
 from amsrm_core.scoring import Ranked, Scorer, Window
-from streams.faust_ext import current_event, send_raw
+from streams.faust_ext import current_event, send_raw, transactional_id
 from streams.ops.metrics import BatchObserver
 from streams.worker.scoring_process import ProcessScorer, ScoringUnavailable
 from streams.worker.state import UserWindow
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 class Sendable(Protocol):
     async def send(self, *, key: bytes | None = None, value: bytes | None = None,
-                   headers: Any = None) -> Any: ...
+                   headers: Any = None, source: EventT | None = None) -> Any: ...
 
 
 class ProducerSink:
@@ -64,15 +65,22 @@ class ProducerSink:
     returns as soon as the message is in the producer's buffer (it does not wait for
     the broker), which is all at-least-once needs: Faust flushes the producer before
     it commits an offset, and the pipeline releases an event only after this returns.
+    Under exactly-once the message joins the transaction of ``source``'s partition, which
+    commits it together with that partition's offsets and window changes.
     """
 
     def __init__(self, topic: Any) -> None:
-        self.topic = topic
+        self.topic, self.app = topic, topic.app
         self.name = topic.get_topic_name()
 
     async def send(self, *, key: bytes | None = None, value: bytes | None = None,
-                   headers: Any = None) -> Any:
-        return await send_raw(self.topic.app.producer, self.name, key, value, headers)
+                   headers: Any = None, source: EventT | None = None) -> Any:
+        transaction = None
+        if self.app.in_transaction:
+            if source is None:
+                raise ValueError("under exactly_once every output names its source event")
+            transaction = transactional_id(self.app, source.message)
+        return await send_raw(self.app.producer, self.name, key, value, headers, transaction)
 
 
 @dataclass
@@ -174,20 +182,21 @@ class BatchProcessor:
             key = record.user_id.encode()
             if message.key != key:
                 self.counters.rekeyed += 1
-                await self.outputs.events.send(key=key, value=message.value)
+                await self.outputs.events.send(key=key, value=message.value, source=event)
                 continue
             if key in latest:
                 window = latest[key][1]
             else:
                 with current_event(event):
                     window = UserWindow.from_bytes(self.table.get(key))
-            if message.offset <= window.last_offset:  # redelivered: already in the window
+            before = window
+            if message.offset <= window.last_offset:  # redelivered after a crash: already in the window
                 self.counters.redelivered += 1
                 before = window.before(message.offset)
-                after = before.append(record, message.offset, self.window_length)
-            else:
-                before, after = window, window.append(record, message.offset, self.window_length)
-                latest[key] = (event, after)
+            after = before.append(record, message.offset, self.window_length)
+            # written again even when redelivered: the change it made before the crash may never
+            # have reached the changelog (or, under exactly-once, belonged to an aborted transaction)
+            latest[key] = (event, after)
             scored.append(_Scored(event, record, before, after))
         for key, (event, window) in latest.items():
             with current_event(event):
@@ -229,7 +238,7 @@ class BatchProcessor:
             model_version=self.scorer.version, event_time_ms=record.timestamp, publish_time_ms=now_ms(),
             fallback=ranked.fallback)
         await self.outputs.recommendations.send(key=key, value=encode(recommendation),
-                                                headers=self._worker_headers)
+                                                headers=self._worker_headers, source=s.event)
         self.counters.recommendations += 1
         self.observer.published(record.timestamp, recommendation.publish_time_ms)
         self.counters.fallbacks += ranked.fallback is not None
@@ -239,7 +248,7 @@ class BatchProcessor:
                 user_fields=s.before.user_fields, next_item_id=record.item_id,
                 next_behaviour=record.behaviour, event_time_ms=record.timestamp,
                 next_item_fields=record.item_fields)
-            await self.outputs.samples.send(key=key, value=encode(sample))
+            await self.outputs.samples.send(key=key, value=encode(sample), source=s.event)
 
     async def dead_letter(self, event: EventT, rejected: Rejected) -> None:
         """The raw bytes and key unchanged; why and where from in the headers."""
@@ -250,4 +259,4 @@ class BatchProcessor:
                                        message.offset)
         log.debug("dead letter %s: %s (%s)", headers.source, rejected.reason, rejected.detail)
         await self.outputs.dead_letters.send(key=message.key, value=message.value or b"",
-                                             headers=headers.kafka_headers())
+                                             headers=headers.kafka_headers(), source=event)
