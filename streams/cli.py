@@ -38,14 +38,18 @@ def _broker_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker-url", help="kafka://host:port (default: AMSRM_BROKER_URL)")
 
 
+def _engine_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="tansu", choices=["tansu", "kafka"],
+                        help="local broker: tansu (embedded, memory only, pip only) or kafka "
+                             "(Apache Kafka 4, KRaft; needs Java 17 and Maven)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the streaming subcommands to the ``amsrm`` parser."""
     broker = sub.add_parser("broker", help="run a local broker (Tansu or Apache Kafka) with the topics")
     broker.add_argument("--host", default="127.0.0.1", help="address to listen on")
     broker.add_argument("--port", type=int, default=9092, help="client port")
-    broker.add_argument("--engine", default="tansu", choices=["tansu", "kafka"],
-                        help="tansu: embedded, memory only, pip only; kafka: Apache Kafka (KRaft), "
-                             "needs Java 17 and Maven")
+    _engine_arg(broker)
     broker.add_argument("--data-dir", type=Path,
                         help="kafka: keep topics and offsets here (default: a temp dir)")
 
@@ -92,6 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--rate", type=float, default=500.0, help="events per second")
     demo.add_argument("--epochs", type=int, default=8, help="training epochs of the demo model")
     demo.add_argument("--workdir", type=Path, default=Path("runs/demo"), help="model, logs and worker state")
+    _engine_arg(demo)
 
 
 def cmd_broker(args: argparse.Namespace) -> None:
@@ -181,7 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
     run_demo(DemoOptions(dataset=args.data, data_path=args.data_path, events=args.events, rate=args.rate,
-                         epochs=args.epochs, workdir=args.workdir))
+                         epochs=args.epochs, workdir=args.workdir, engine=args.engine))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {

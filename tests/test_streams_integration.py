@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from conftest import test_broker_engine
 from rocksdict import AccessType, Options, Rdict
 from test_scoring import offline_top_k
 
@@ -316,10 +317,12 @@ def test_cli_topics_produce_and_subscribe(broker, monkeypatch, capsys, tmp_path)
     assert [line.split()[2].rstrip(":") for line in lines] == ["e1", "e3"]
 
 
+@pytest.mark.broker  # the demo starts its own broker of the engine under test
 def test_demo_runs_end_to_end(tmp_path):
     from streams.local.demo import DemoOptions, run_demo
 
-    summary = run_demo(DemoOptions(events=300, rate=400, epochs=1, workdir=tmp_path), StreamSettings.load({}))
+    options = DemoOptions(events=300, rate=400, epochs=1, workdir=tmp_path, engine=test_broker_engine())
+    summary = run_demo(options, StreamSettings.load({}))
     assert summary["recommendations"] == 300 and summary["dead_letters"] == 0
     assert summary["latency_ms"]["p50"] > 0
 

@@ -1,6 +1,7 @@
 """``amsrm demo``: the whole streaming path on one machine, in one command.
 
-Trains (or reuses) a small model, starts the embedded broker and a worker, replays
+Trains (or reuses) a small model, starts a local broker (the embedded Tansu by default, or
+Apache Kafka with ``engine="kafka"``) and a worker, replays
 events, shows recommendations as they arrive, prints a summary and shuts everything
 down (also on Ctrl-C).
 """
@@ -35,6 +36,7 @@ class DemoOptions:
     workdir: Path = Path("runs/demo")
     show_every: int = 0  # print every n-th recommendation; 0 = about 15 in all
     timeout_s: float = 120.0  # longest wait for the last recommendation after the replay
+    engine: str = "tansu"  # tansu: pip only; kafka: Apache Kafka (KRaft), needs Java 17 and Maven
 
 
 def run_demo(options: DemoOptions, base: StreamSettings | None = None) -> dict:
@@ -48,8 +50,9 @@ def run_demo(options: DemoOptions, base: StreamSettings | None = None) -> dict:
                             data_dir=str(options.workdir / "worker-data"), table_standby_replicas=0)
     n = min(options.events, data.n_events)
     show_every = options.show_every or max(1, n // 15)
-    with LocalStack(settings, options.workdir) as stack:
-        print(f"broker: {stack.broker.url}; worker pid {stack.worker.pid if stack.worker else '?'}; "
+    with LocalStack(settings, options.workdir, engine=options.engine) as stack:
+        pid = stack.worker.pid if stack.worker else "?"
+        print(f"broker: {options.engine} on {stack.broker.url}; worker pid {pid}; "
               f"replaying {n} events at {options.rate:g}/s")
         measurement = asyncio.run(_replay_and_watch(stack.settings, data, n, options, show_every))
         dead = asyncio.run(read_until(stack.settings, [stack.settings.dead_letters_topic], lambda m: False,
