@@ -5,7 +5,8 @@ must be a StreamSettings field, every command a real ``amsrm`` subcommand (parse
 real argparse parser), every probe and health check must hit the port and path the
 settings give the ops server, and the shared registry volume must be where the settings
 put the registry.  The Dockerfile is read instruction by instruction.  docs/CONFIG.md
-must equal ``amsrm config-reference``.
+must equal ``amsrm config-reference``.  The compose broker must run the Kafka version and the
+broker settings of the engine the tests run (streams/local/kafka: pom.xml, SERVER_PROPERTIES).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import re
 import shlex
 import tomllib
+import xml.etree.ElementTree as ET
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -22,6 +24,7 @@ import yaml
 from amsrm.cli import build_parser
 from amsrm.config_reference import reference
 from amsrm.settings import StreamSettings, describe
+from streams.local.kafka import POM, SERVER_PROPERTIES
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -183,6 +186,83 @@ def test_compose_kafka_kraft_listeners(compose):
             env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # topics come from `amsrm topics`
     assert any(p.split(":")[-1] == advertised["EXTERNAL"].rsplit(":", 1)[1] for p in kafka["ports"])
+
+
+# ---------------------------------------------------------------------------------- compose = tested Kafka
+#: SERVER_PROPERTIES entries a deployment sets for its own node: its id, and its listeners' protocols
+#: (compose adds EXTERNAL; the engine's entries must still be in it, checked below)
+PER_NODE = {"node.id", "listener.security.protocol.map"}
+#: compose's own properties besides SERVER_PROPERTIES: where this node listens, is reached, keeps its
+#: quorum and its data (the engine sets these per run: streams.local.kafka.server_properties)
+COMPOSE_PER_NODE = {"node.id", "controller.quorum.voters", "listeners", "advertised.listeners",
+                    "listener.security.protocol.map", "log.dirs"}
+#: compose's settings that differ from the tested engine on purpose (the engine keeps Kafka's default)
+COMPOSE_ONLY = {"auto.create.topics.enable": "false"}  # `amsrm topics` creates every topic
+#: KAFKA_* variables the apache/kafka image passes to the JVM instead of turning into properties
+IMAGE_JVM_VARS = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS", "KAFKA_LOG4J_OPTS",
+                  "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS"}
+
+
+def kafka_env(prop: str) -> str:
+    """apache/kafka's variable for a property: KAFKA_ + upper case, '.' → '_', '_' → '__', '-' → '___'."""
+    return "KAFKA_" + prop.replace("_", "__").replace("-", "___").replace(".", "_").upper()
+
+
+def pom_kafka_version() -> str:
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    node = ET.parse(POM).getroot().find("m:properties/m:kafka.version", ns)
+    assert node is not None and node.text and node.text.strip(), f"{POM}: no <kafka.version>"
+    return node.text.strip()
+
+
+def test_kafka_env_names():
+    assert kafka_env("offsets.topic.replication.factor") == "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"
+    assert kafka_env("a_b-c.d") == "KAFKA_A__B___C_D"
+
+
+def test_compose_kafka_is_the_tested_version(compose):
+    version = pom_kafka_version()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{version}"
+    # the docs name the same version
+    assert f"apache/kafka:{version}" in (REPO / "docs" / "DEPLOY.md").read_text()
+
+
+def test_compose_broker_settings_are_the_tested_engines(compose):
+    env = {k: str(v) for k, v in compose["services"]["kafka"]["environment"].items()}
+    assert PER_NODE.issubset(SERVER_PROPERTIES)  # the exclusions are real keys
+    for prop, value in SERVER_PROPERTIES.items():
+        if prop in PER_NODE:
+            continue
+        name = kafka_env(prop)
+        assert name in env, f"compose's kafka lacks {name}={value} (SERVER_PROPERTIES[{prop!r}])"
+        assert env[name] == value, f"compose {name}={env[name]}, the tested engine's {prop}={value}"
+    protocols = env[kafka_env("listener.security.protocol.map")].split(",")
+    assert set(SERVER_PROPERTIES["listener.security.protocol.map"].split(",")) <= set(protocols)
+    # every other broker setting is compose's own, for a reason named above
+    allowed = {kafka_env(p) for p in {*SERVER_PROPERTIES, *COMPOSE_PER_NODE, *COMPOSE_ONLY}}
+    extra = {n for n in env if n.startswith("KAFKA_")} - allowed - IMAGE_JVM_VARS
+    assert not extra, f"compose sets {sorted(extra)}: add them to SERVER_PROPERTIES (tested) or COMPOSE_ONLY"
+    for prop, value in COMPOSE_ONLY.items():
+        assert env[kafka_env(prop)] == value and prop not in SERVER_PROPERTIES
+
+
+def test_topics_come_from_amsrm_topics_everywhere(compose, manifests):
+    """No Kafka in k8s/ (a cluster's own); topics are created by `amsrm topics` with the code's specs
+    (streams.clients.admin.topic_specs), from the same image as the workers, never auto-created."""
+    version = pom_kafka_version()
+    for (kind, name), doc in manifests.items():
+        for container in (pod_spec(doc) or {}).get("containers", []):
+            image = container["image"]
+            if "kafka" in image.split("/")[-1]:
+                assert image.endswith(f":{version}"), f"{kind}/{name}: {image}, tested Kafka is {version}"
+    job = pod_spec(manifests[("Job", "amsrm-topics")])["containers"][0]
+    worker = pod_spec(manifests[("StatefulSet", "amsrm-worker")])["containers"][0]
+    assert job["args"] == ["topics"] and "command" not in job and job["image"] == worker["image"]
+    services = amsrm_services(compose)
+    assert services["topics"]["command"] == ["topics"]
+    assert services["topics"]["image"] == services["worker"]["image"]
+    assert compose["services"]["kafka"]["environment"][kafka_env("auto.create.topics.enable")] == "false"
 
 
 # ---------------------------------------------------------------------------------- Kubernetes
