@@ -37,11 +37,13 @@ MAX_FIELDS = 32  # side fields per entity
 MAX_FIELD_VALUES = 32  # values of one multi-valued field
 MAX_VALUE_CHARS = 256  # of a side field's name and of each of its values
 
-# Reason codes of dead letters: what validation rejects, then the worker's own (last).
+# Reason codes of dead letters: what validation rejects, then the worker's own (the last two).
 DeadLetterReason = Literal["empty", "oversized", "bad_json", "not_an_object", "missing_field", "wrong_type",
-                           "bad_value", "bad_timestamp", "scoring_error"]  # scoring_error: the scorer failed
+                           "bad_value", "bad_timestamp",
+                           "scoring_error",  # the scorer failed on this window alone
+                           "processing_error"]  # handling this event raised on every try
 DEAD_LETTER_REASONS: tuple[str, ...] = get_args(DeadLetterReason)
-REJECTION_REASONS = DEAD_LETTER_REASONS[:-1]  # streams.worker.validation's
+REJECTION_REASONS = DEAD_LETTER_REASONS[:-2]  # streams.worker.validation's
 
 
 def about(description: str, *, examples: list[Any] | None = None, pattern: str | None = None) -> Meta:
@@ -170,23 +172,32 @@ class _Headers(Struct, frozen=True, gc=False):
 
 
 class DeadLetterHeaders(_Headers, frozen=True, rename={"reason": "amsrm-reason", "detail": "amsrm-detail",
-                                                         "source": "amsrm-source"}):
-    """The headers of a dead letter, whose key and value are the rejected message's, unchanged."""
+                                                         "source": "amsrm-source",
+                                                         "truncated": "amsrm-truncated"}):
+    """The headers of a dead letter, whose key and value are the rejected message's, unchanged
+    (or, with ``truncated``, their prefixes)."""
 
     reason: Annotated[DeadLetterReason, about(
-        "Machine-readable reason code: what validation rejected, or scoring_error for a window the scorer "
-        "failed on.")]
+        "Machine-readable reason code: what validation rejected, scoring_error for a window the scorer "
+        "failed on, or processing_error for an event whose handling raised on every try.")]
     detail: Annotated[str, about("Human-readable explanation.")]
     source: Annotated[str, about("Where the message was read: topic/partition/offset.",
                                  pattern=r"^[A-Za-z0-9._-]+/[0-9]+/[0-9]+$")]
+    truncated: Annotated[str, about(
+        "Only on a dead letter too large to send whole: the original key and value sizes in bytes "
+        "('key=K value=V'); its key and value are then prefixes of the original, which stays at source.",
+        pattern=r"^key=[0-9]+ value=[0-9]+$")] = ""
 
     @classmethod
     def of(cls, reason: str, detail: str, topic: str, partition: int, offset: int) -> Self:
         return cls(cast(DeadLetterReason, reason), detail, f"{topic}/{partition}/{offset}")  # not checked
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:  # the generic one, unrolled (about 4× faster)
-        return [(REASON_HEADER, self.reason.encode()), (DETAIL_HEADER, self.detail.encode()),
-                (SOURCE_HEADER, self.source.encode())]
+        headers = [(REASON_HEADER, self.reason.encode()), (DETAIL_HEADER, self.detail.encode()),
+                   (SOURCE_HEADER, self.source.encode())]
+        if self.truncated:
+            headers.append((TRUNCATED_HEADER, self.truncated.encode()))
+        return headers
 
 
 class WorkerHeaders(_Headers, frozen=True, rename={"worker": "amsrm-worker"}):
@@ -199,7 +210,7 @@ DEAD_LETTER_HEADERS_EXAMPLES = [{"amsrm-reason": "missing_field", "amsrm-detail"
                                  "amsrm-source": "amsrm-events/3/18231"}]
 WORKER_HEADERS_EXAMPLES = [{"amsrm-worker": "amsrm-worker-0:7"}]
 
-REASON_HEADER, DETAIL_HEADER, SOURCE_HEADER = DeadLetterHeaders.__struct_encode_fields__
+REASON_HEADER, DETAIL_HEADER, SOURCE_HEADER, TRUNCATED_HEADER = DeadLetterHeaders.__struct_encode_fields__
 (WORKER_HEADER,) = WorkerHeaders.__struct_encode_fields__
 
 # --------------------------------------------------------------------------- coding

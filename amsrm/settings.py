@@ -64,13 +64,19 @@ class StreamSettings:
     agent: str = setting("recommend", "which agent the worker runs: recommend, or the module path of "
                          "another agent module (the benchmark's streams.local.passthrough)")
     # --- validation of incoming events
-    max_event_bytes: int = setting(8192, "events larger than this are dead-lettered as oversized")
+    max_event_bytes: int = setting(8192, "events larger than this are dead-lettered as oversized (checked "
+                                   "first); must stay below producer_max_request_size")
+    poison_attempts: int = setting(3, "tries of an event whose handling raises before it is dead-lettered "
+                                   "(processing_error) and the rest of its batch goes on")
     min_event_time_ms: int = setting(946_684_800_000, "earliest plausible event time (ms since epoch)")
     max_clock_skew_ms: int = setting(86_400_000, "how far in the future an event time may lie")
     # --- Faust / client tuning (docs/BROKER.md work-arounds are settings, not constants)
     producer_max_batch_size: int = setting(
         16384, "producer batch bytes; 1 works around the embedded broker's end-offset defect")
     producer_linger_ms: int = setting(0, "how long the producer waits to fill a batch")
+    producer_max_request_size: int = setting(
+        1_048_576, "largest message the producers send (Kafka's max.request.size; keep it at most the "
+        "broker's message.max.bytes): a dead letter of a larger event carries a prefix of it")
     consumer_fetch_max_wait_ms: int = setting(
         500, "longest a consumer fetch waits for data (Kafka's default); the embedded broker gets 10, "
         "as it holds fetches")

@@ -17,7 +17,8 @@ from producers.events import encode
 def make_producer(settings: StreamSettings) -> AIOKafkaProducer:
     """Batched, acks=all; keyed sends use the default murmur2 partitioner (same as Faust and Java)."""
     return AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
-                            linger_ms=settings.producer_linger_ms)
+                            linger_ms=settings.producer_linger_ms,
+                            max_request_size=settings.producer_max_request_size)
 
 
 @dataclass

@@ -88,7 +88,8 @@ def test_the_event_schema_holds_the_models_limits():
     assert fields["additionalProperties"]["anyOf"][1]["maxItems"] == messages.MAX_FIELD_VALUES
     assert str(StreamSettings().max_event_bytes) in load_schema("event.schema.json")["description"]
     headers = load_schema("dead-letter-headers.schema.json")
-    assert sorted(headers["properties"]["amsrm-reason"]["enum"]) == sorted((*REASONS, "scoring_error"))
+    worker_reasons = ("scoring_error", "processing_error")
+    assert sorted(headers["properties"]["amsrm-reason"]["enum"]) == sorted((*REASONS, *worker_reasons))
 
 
 # --------------------------------------------------------------------------- AsyncAPI

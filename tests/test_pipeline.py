@@ -46,6 +46,17 @@ async def test_deeper_pipelines_keep_a_batch_unacked_past_fausts_ack_until_it_fi
     assert all(e.message.acked for e in events)
 
 
+async def test_a_failed_batch_stays_unacked_at_depth_1_even_after_fausts_ack():
+    async def fail() -> None:
+        raise RuntimeError("scoring failed")
+
+    events = [FakeEvent(0)]
+    with contextlib.suppress(RuntimeError):
+        await Pipeline(1).submit(events, fail())
+    assert not events[0].ack()  # take_events acks in its finally when the agent crashes
+    assert not events[0].message.acked
+
+
 async def test_a_failed_batch_and_the_ones_after_it_stay_unacked():
     async def fail() -> None:
         raise RuntimeError("scoring failed")

@@ -18,7 +18,7 @@ from amsrm_core.scoring import FALLBACK_POPULARITY, Scorer
 from streams.local.checkpoints import ensure_checkpoint
 from streams.worker import agents
 from streams.worker.app import app
-from streams.worker.processing import REASON_HEADER
+from streams.worker.processing import DETAIL_HEADER, REASON_HEADER
 from streams.worker.state import UserWindow
 from streams.worker.tables import windows_table
 
@@ -157,3 +157,62 @@ async def test_wrongly_keyed_event_is_rekeyed_not_scored(outputs, small_syntheti
         (forwarded,) = await sent(outputs["events_topic"], 1)
     assert forwarded == {"key": b"u6", "value": value}
     assert outputs["recommendations_topic"].send.await_count == 0
+
+
+async def test_an_event_that_raises_on_every_try_is_dead_lettered_and_its_batch_goes_on(
+        outputs, small_synthetic, monkeypatch):
+    """A poison event (here: its user's stored window cannot be read) is tried poison_attempts times,
+    then dead-lettered with the error; the valid events around it are recommended."""
+    from streams.worker import processing
+
+    real = processing.UserWindow.from_bytes
+    tries = []
+
+    def from_bytes(raw):
+        if raw is not None and b"poison" in raw:
+            tries.append(raw)
+            raise ValueError("corrupt window")
+        return real(raw)
+
+    monkeypatch.setattr(processing.UserWindow, "from_bytes", staticmethod(from_bytes))
+    item = small_synthetic.item_vocab.tokens[2]
+    windows_table.data[b"u7"] = b"poison"
+    async with agents.recommend.test_context() as agent:
+        for user in ("u8", "u7", "u9"):
+            key, value = event(user, item, 0)
+            await agent.put(value, key=key, wait=False)
+        (dead,) = await sent(outputs["dead_letters_topic"], 1)
+        recs = await sent(outputs["recommendations_topic"], 2)
+    assert len(tries) == agents.settings.poison_attempts
+    assert dict(dead["headers"])[REASON_HEADER].decode() == "processing_error"
+    assert b"corrupt window" in dict(dead["headers"])[DETAIL_HEADER]
+    assert sorted(orjson.loads(r["value"])["event_id"] for r in recs) == ["u8-0", "u9-0"]
+
+
+async def test_a_dead_letter_too_large_to_send_carries_a_prefix_and_says_so(outputs):
+    from amsrm.messages import SOURCE_HEADER, TRUNCATED_HEADER
+
+    limit = agents.settings.producer_max_request_size
+    huge = b"x" * (limit + 500_000)
+    async with agents.recommend.test_context() as agent:
+        await agent.put(huge, key=b"k" * 5000, wait=False)
+        (dead,) = await sent(outputs["dead_letters_topic"], 1)
+    headers = {name: value.decode() for name, value in dead["headers"]}
+    schema_validator("dead-letter-headers").validate(headers)
+    assert headers[REASON_HEADER] == "oversized"
+    assert headers[TRUNCATED_HEADER] == f"key=5000 value={len(huge)}"
+    assert headers[SOURCE_HEADER].count("/") == 2
+    assert huge.startswith(dead["value"]) and dead["key"] == b"k" * 1024
+    assert len(dead["key"]) + len(dead["value"]) + 4096 <= limit
+
+
+async def test_a_user_id_of_fausts_own_store_key_is_refused_not_crashing(outputs, small_synthetic):
+    item = small_synthetic.item_vocab.tokens[2]
+    async with agents.recommend.test_context() as agent:
+        for user in ("__faust\u0000offset__", "u10"):
+            key, value = event(user, item, 0)
+            await agent.put(value, key=key, wait=False)
+        (dead,) = await sent(outputs["dead_letters_topic"], 1)
+        (rec,) = await sent(outputs["recommendations_topic"], 1)
+    assert dict(dead["headers"])[REASON_HEADER].decode() == "bad_value"
+    assert orjson.loads(rec["value"])["event_id"] == "u10-0"

@@ -87,6 +87,8 @@ def test_a_valid_event_parses():
     (orjson.dumps({**GOOD, "item_fields": {"category": 1}}), "wrong_type"),
     (orjson.dumps({**GOOD, "user_fields": {f"f{i}": "x" for i in range(40)}}), "bad_value"),
     (orjson.dumps({**GOOD, "event_id": "e" * 3000}), "oversized"),
+    (orjson.dumps({**GOOD, "user_id": "__faust\u0000offset__"}), "bad_value"),  # Faust's own store key
+    (orjson.dumps({**GOOD, "user_id": "__faust"}), "bad_value"),
 ])
 def test_malformed_events_are_rejected_with_a_reason(payload, reason):
     result = parse_event(payload, LIMITS, NOW)

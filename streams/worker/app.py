@@ -18,6 +18,7 @@ from amsrm.errors import ConfigError
 from amsrm.logs import logging_config
 from amsrm.settings import PROCESSING_GUARANTEES, StreamSettings
 from streams.faust_ext import consumer_urls
+from streams.worker.processing import DEAD_LETTER_HEADROOM, DEAD_LETTER_MAX_KEY
 
 RECOMMEND = "streams.worker.agents"
 SHARED_MODULES = ("streams.worker.lifecycle", "streams.worker.ops")  # every worker's hooks and endpoint
@@ -38,6 +39,16 @@ def processing_guarantee(settings: StreamSettings) -> str:
         raise ConfigError(f"AMSRM_PROCESSING_GUARANTEE must be one of {PROCESSING_GUARANTEES}, "
                           f"got {settings.processing_guarantee!r}")
     return settings.processing_guarantee
+
+
+def max_request_size(settings: StreamSettings) -> int:
+    """The producers' request limit, refused when an accepted event's dead letter could not fit whole."""
+    overhead = DEAD_LETTER_HEADROOM + DEAD_LETTER_MAX_KEY
+    if settings.max_event_bytes + overhead > settings.producer_max_request_size:
+        raise ConfigError(f"AMSRM_MAX_EVENT_BYTES ({settings.max_event_bytes}) must leave room in "
+                          f"AMSRM_PRODUCER_MAX_REQUEST_SIZE ({settings.producer_max_request_size}) for "
+                          f"{overhead} bytes of key and headers")
+    return settings.producer_max_request_size
 
 
 def app_options(settings: StreamSettings) -> dict[str, Any]:
@@ -62,6 +73,7 @@ def app_options(settings: StreamSettings) -> dict[str, Any]:
         "table_standby_replicas": settings.table_standby_replicas,
         "producer_max_batch_size": settings.producer_max_batch_size,
         "producer_linger_ms": settings.producer_linger_ms,
+        "producer_max_request_size": max_request_size(settings),
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         "broker_commit_interval": settings.commit_interval_s,

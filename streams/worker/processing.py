@@ -23,10 +23,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
+import msgspec
 from faust.types import EventT
 
 from amsrm.messages import DETAIL_HEADER as DETAIL_HEADER  # the header names, re-exported
@@ -50,6 +52,7 @@ from streams.worker.state import UserWindow
 from streams.worker.validation import Limits, Rejected, parse_event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Sendable(Protocol):
@@ -164,7 +167,7 @@ class BatchProcessor:
             if r is None:
                 await self.dead_letter(s.event, Rejected("scoring_error", "the scorer failed on this window"))
             else:
-                await self._publish(s, r)
+                await self._guarded(s.event, partial(self._publish, s, r))
         self.counters.score_wait_s += scored_at - started
         self.counters.publish_s += time.perf_counter() - scored_at
 
@@ -174,34 +177,61 @@ class BatchProcessor:
         clock = now_ms()
         for event in events:
             self.counters.events += 1
-            message = event.message
-            record = parse_event(message.value, self.limits, clock)
-            if isinstance(record, Rejected):
-                await self.dead_letter(event, record)
-                continue
-            key = record.user_id.encode()
-            if message.key != key:
-                self.counters.rekeyed += 1
-                await self.outputs.events.send(key=key, value=message.value, source=event)
-                continue
-            if key in latest:
-                window = latest[key][1]
-            else:
-                with current_event(event):
-                    window = UserWindow.from_bytes(self.table.get(key))
-            before = window
-            if message.offset <= window.last_offset:  # redelivered after a crash: already in the window
-                self.counters.redelivered += 1
-                before = window.before(message.offset)
-            after = before.append(record, message.offset, self.window_length)
-            # written again even when redelivered: the change it made before the crash may never
-            # have reached the changelog (or, under exactly-once, belonged to an aborted transaction)
-            latest[key] = (event, after)
-            scored.append(_Scored(event, record, before, after))
+            admitted = await self._guarded(event, partial(self._admit, event, latest, clock))
+            if admitted is not None:
+                scored.append(admitted)
         for key, (event, window) in latest.items():
             with current_event(event):
                 self.table[key] = window.to_bytes()
         return scored
+
+    async def _admit(self, event: EventT, latest: dict[bytes, tuple[EventT, UserWindow]],
+                     clock: int) -> _Scored | None:
+        """Validate one event and extend its user's window (in ``latest``; written after the batch)."""
+        message = event.message
+        record = parse_event(message.value, self.limits, clock)
+        if isinstance(record, Rejected):
+            await self.dead_letter(event, record)
+            return None
+        key = record.user_id.encode()
+        if message.key != key:
+            self.counters.rekeyed += 1
+            await self.outputs.events.send(key=key, value=message.value, source=event)
+            return None
+        if key in latest:
+            window = latest[key][1]
+        else:
+            with current_event(event):
+                window = UserWindow.from_bytes(self.table.get(key))
+        before = window
+        if message.offset <= window.last_offset:  # redelivered after a crash: already in the window
+            self.counters.redelivered += 1
+            before = window.before(message.offset)
+        after = before.append(record, message.offset, self.window_length)
+        # written again even when redelivered: the change it made before the crash may never
+        # have reached the changelog (or, under exactly-once, belonged to an aborted transaction)
+        latest[key] = (event, after)
+        return _Scored(event, record, before, after)
+
+    async def _guarded(self, event: EventT, step: Callable[[], Awaitable[T]]) -> T | None:
+        """``step`` for one event, tried up to ``poison_attempts`` times; an event that raises on every
+        try is dead-lettered (processing_error) so that one poison event cannot sink its batch.
+
+        What is not the event's fault is re-raised, leaving the batch unacked: no scorer at all, and
+        a dead letter that cannot be sent (the producer itself is failing)."""
+        error: Exception | None = None
+        for attempt in range(1, max(self.settings.poison_attempts, 1) + 1):
+            try:
+                return await step()
+            except ScoringUnavailable:
+                raise
+            except Exception as e:  # the event's own failure, as far as can be told
+                error = e
+                log.warning("handling %s/%d/%d failed (try %d of %d): %r", event.message.topic,
+                            event.message.partition, event.message.offset, attempt,
+                            self.settings.poison_attempts, e)
+        await self.dead_letter(event, Rejected("processing_error", f"{type(error).__name__}: {error}"[:500]))
+        return None
 
     async def _recommend(self, windows: list[Window]) -> list[Ranked | None]:
         """One batched pass; if it fails, each window alone, so one bad window cannot sink the rest."""
@@ -251,12 +281,29 @@ class BatchProcessor:
             await self.outputs.samples.send(key=key, value=encode(sample), source=s.event)
 
     async def dead_letter(self, event: EventT, rejected: Rejected) -> None:
-        """The raw bytes and key unchanged; why and where from in the headers."""
+        """The raw bytes and key unchanged (prefixes of them when they would not fit in one
+        request: ``truncated`` says so); why and where from in the headers."""
         message = event.message
         self.counters.dead_letters += 1
         self.counters.reasons[rejected.reason] = self.counters.reasons.get(rejected.reason, 0) + 1
+        key, value = message.key, message.value or b""
+        fitted_key, fitted_value = fit_dead_letter(key, value, self.settings.producer_max_request_size)
         headers = DeadLetterHeaders.of(rejected.reason, rejected.detail, message.topic, message.partition,
                                        message.offset)
+        if (fitted_key, fitted_value) != (key, value):
+            headers = msgspec.structs.replace(headers, truncated=f"key={len(key or b'')} value={len(value)}")
         log.debug("dead letter %s: %s (%s)", headers.source, rejected.reason, rejected.detail)
-        await self.outputs.dead_letters.send(key=message.key, value=message.value or b"",
+        await self.outputs.dead_letters.send(key=fitted_key, value=fitted_value,
                                              headers=headers.kafka_headers(), source=event)
+
+
+DEAD_LETTER_HEADROOM = 4096  # record and header overhead left free in a request (headers are < 1 KiB)
+DEAD_LETTER_MAX_KEY = 1024  # a longer key is not a user id: keep its prefix
+
+
+def fit_dead_letter(key: bytes | None, value: bytes, max_request_size: int) -> tuple[bytes | None, bytes]:
+    """Key and value cut to prefixes so that the dead letter fits in one producer request."""
+    if key is not None and len(key) > DEAD_LETTER_MAX_KEY:
+        key = key[:DEAD_LETTER_MAX_KEY]
+    room = max_request_size - DEAD_LETTER_HEADROOM - len(key or b"")
+    return key, value[:max(room, 0)]

@@ -4,7 +4,9 @@ The worker consumes raw bytes and validates here, so a bad payload can never rai
 inside the agent: it becomes a dead letter with a machine-readable reason code and
 a human-readable detail.  The rules are the model ``amsrm.messages.BehaviourEvent`` (its
 types and limits, also in docs/schemas/event.schema.json) plus two that JSON Schema cannot
-express: a size limit and a plausible time range.
+express: a size limit (checked first, before any decoding), a plausible time range, and user ids
+that Faust's RocksDB store keeps for itself (``RESERVED_KEY_PREFIX``: its ``__faust\0offset__``
+key lives next to the windows, so such an id would read an offset as a window).
 
 Two paths, one verdict.  msgspec's typed decoder checks a payload against the model in one
 pass (the fast path, about ten times faster than decoding and checking by hand: see
@@ -33,7 +35,10 @@ from amsrm.messages import (
 from amsrm.messages import REJECTION_REASONS as REASONS
 
 __all__ = ["MAX_BEHAVIOUR_CHARS", "MAX_FIELDS", "MAX_FIELD_VALUES", "MAX_ID_CHARS", "MAX_VALUE_CHARS",
-           "REASONS", "REQUIRED", "Limits", "Rejected", "parse_event"]
+           "REASONS", "REQUIRED", "RESERVED_KEY_PREFIX", "Limits", "Rejected", "parse_event"]
+
+
+RESERVED_KEY_PREFIX = "__faust"  # faust.stores.rocksdb keeps b"__faust\0offset__" in every table database
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ def parse_event(raw: bytes | None, limits: Limits, now_ms: int) -> BehaviourEven
         except Exception:  # msgspec's DecodeError or ValidationError, a RecursionError: named below
             pass
         else:
-            if limits.min_time_ms <= event.timestamp <= now_ms + limits.max_skew_ms:
+            if (limits.min_time_ms <= event.timestamp <= now_ms + limits.max_skew_ms
+                    and not event.user_id.startswith(RESERVED_KEY_PREFIX)):
                 return event
     return parse_by_hand(raw, limits, now_ms)
 
@@ -116,6 +122,9 @@ def parse_by_hand(raw: bytes | None, limits: Limits, now_ms: int) -> BehaviourEv
     for value in checked.values():
         if isinstance(value, Rejected):
             return value
+    if checked["user_id"].startswith(RESERVED_KEY_PREFIX):  # type: ignore[union-attr]  # a str: checked
+        return Rejected("bad_value", f"user_id must not start with {RESERVED_KEY_PREFIX!r} (reserved by "
+                                     "the table store)")
     timestamp = data["timestamp"]
     if not isinstance(timestamp, int) or isinstance(timestamp, bool):
         return Rejected("wrong_type", f"timestamp must be an integer (ms), got {type(timestamp).__name__}")
