@@ -32,6 +32,14 @@ public API does not do:
   could pass events whose window changes were still buffered); (2) under exactly-once the commit
   waits for ``batch_gate``, which the agent holds from a micro-batch's first output to its acks, so
   a transaction never commits a half-processed batch's outputs without its offsets.
+- ``FetchTunedConsumerThread.seek_to_committed`` (Faust calls it after every assignment, once the
+  tables are recovered): aiokafka's ``seek_to_committed`` moves only partitions with a committed
+  offset above 0, and leaves the others wherever the fetcher got to.  During recovery and
+  rebalances Faust's streams *skip* the messages they are handed (flow control off, or an old
+  generation) and rely on that seek to read them again, so on a partition the group had never
+  committed the skipped messages were never read, and Faust's first commit there (no committed
+  offset to compare with) passed them: events lost with their offsets committed.  Those
+  partitions are now moved to where the group starts without a commit (``auto_offset_reset``).
 - ``ensure_buffer_room``: the producer buffer's ``max_messages`` (100), above which Faust stops
   handing events to agents; a micro-batch writes up to ``batch_max`` windows at once.
 - ``open_databases``: the RocksDB store's ``_dbs`` (partition → database), for a key-count metric.
@@ -97,6 +105,22 @@ class FetchTunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # read by AIOKafkaConsumer.start() when it builds its fetcher; the constructor took Faust's 1500
         consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        return await self.call_thread(seek_every_partition, self._ensure_consumer(),
+                                      self.app.conf.consumer_auto_offset_reset)
+
+
+async def seek_every_partition(consumer: aiokafka.AIOKafkaConsumer, reset: str) -> Mapping[Any, int]:
+    """Every assigned partition to its committed offset, and those without one (or at 0) to the reset
+    position (start or end of the log) instead of wherever the fetcher had got to; returns the
+    committed offsets as aiokafka's ``seek_to_committed`` does."""
+    committed = await consumer.seek_to_committed()
+    uncommitted = [tp for tp, offset in committed.items() if not offset or offset < 0]
+    if uncommitted:
+        seek = consumer.seek_to_end if reset == "latest" else consumer.seek_to_beginning
+        await seek(*uncommitted)
+    return committed
 
 
 class Consumer(faust_aiokafka.Consumer):

@@ -9,6 +9,7 @@ Needs Apache Kafka (the embedded broker has no transactions): skipped when AMSRM
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -59,6 +60,25 @@ def assert_once(seen: list[str], expected: set[str]) -> None:
         f"{len(extra)} unexpected {extra[:5]}")
 
 
+async def group_progress(settings: StreamSettings) -> dict[int, tuple[int | None, int]]:
+    """Per events partition: the worker group's committed offset and the partition's end offset."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        tps = [TopicPartition(settings.events_topic, p) for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: (committed[tp].offset if tp in committed else None, ends[tp]) for tp in tps}
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 def uncommitted(settings: StreamSettings) -> StreamSettings:
     """The same topics read as an at-least-once reader would: aborted transactions included."""
     return settings.replace(processing_guarantee="at_least_once")
@@ -88,6 +108,11 @@ def test_kill_9_mid_stream_publishes_each_output_exactly_once(kafka, checkpoint,
         expected = {e["event_id"] for e in events}
         recs = read(settings, settings.recommendations_topic, ids_cover(expected))
     # every recommendation once, nothing else; the crash did abort published outputs
+    if not expected <= set(event_ids(recs)):
+        print("committed vs end offsets of the events topic:", asyncio.run(group_progress(settings)))
+        print("missing per output partition:", Counter(
+            m.partition for m in read(uncommitted(settings), settings.recommendations_topic, lambda m: False)
+            if orjson.loads(m.value)["event_id"] not in set(event_ids(recs))))
     assert_once(event_ids(recs), expected)
     everything = read(uncommitted(settings), settings.recommendations_topic, lambda m: len(m) > len(recs))
     assert len(everything) > len(recs), "the kill hit no open transaction: the test proved nothing"
