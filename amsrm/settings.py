@@ -66,6 +66,9 @@ class StreamSettings:
     # --- validation of incoming events
     max_event_bytes: int = setting(8192, "events larger than this are dead-lettered as oversized (checked "
                                    "first); must stay below producer_max_request_size")
+    agent_crash_limit: int = setting(3, "agent crashes within agent_crash_window_s after which the worker "
+                                     "fails liveness and exits (70) for its orchestrator to restart it")
+    agent_crash_window_s: float = setting(60.0, "the window of agent_crash_limit, in seconds")
     poison_attempts: int = setting(3, "tries of an event whose handling raises before it is dead-lettered "
                                    "(processing_error) and the rest of its batch goes on")
     min_event_time_ms: int = setting(946_684_800_000, "earliest plausible event time (ms since epoch)")

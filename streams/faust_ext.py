@@ -40,6 +40,8 @@ public API does not do:
   committed the skipped messages were never read, and Faust's first commit there (no committed
   offset to compare with) passed them: events lost with their offsets committed.  Those
   partitions are now moved to where the group starts without a commit (``auto_offset_reset``).
+- ``committed_offset``: the consumer's ``_committed_offset``, where a crash would redeliver from:
+  the windows keep the history those redelivered events need (streams.worker.state).
 - ``ensure_buffer_room``: the producer buffer's ``max_messages`` (100), above which Faust stops
   handing events to agents; a micro-batch writes up to ``batch_max`` windows at once.
 - ``open_databases``: the RocksDB store's ``_dbs`` (partition → database), for a key-count metric.
@@ -231,6 +233,11 @@ async def send_raw(producer: Any, topic: str, key: bytes | None, value: bytes | 
     """Put already encoded bytes into the producer (the transactional one of ``transactional_id``
     under exactly-once); returns once accumulated for sending (not acked)."""
     return await producer.send(topic, key, value, None, None, headers, transactional_id=transactional_id)
+
+
+def committed_offset(app: Any, message: Any) -> int | None:
+    """The consumer's committed offset of ``message``'s partition (None before the first commit)."""
+    return app.consumer._committed_offset.get(message.tp)
 
 
 def transactional_id(app: Any, message: Any) -> str:

@@ -118,6 +118,19 @@ def test_window_before_a_redelivered_offset():
     assert [e.item_id for e in window.before(102).entries] == ["i0", "i1"]
 
 
+def test_a_window_keeps_the_history_a_redelivery_from_the_committed_offset_needs():
+    """Three events per window, committed up to offset 105: everything from 105 on may come again,
+    each needing the three before it, so 102.. stay; once committed further, they go."""
+    window = UserWindow()
+    for n in range(10):
+        window = window.append(entry_event(n), offset=100 + n, length=3, keep_from=105)
+    assert [e.offset for e in window.entries] == list(range(102, 110))
+    assert [e.item_id for e in window.before(105).recent(3).entries] == ["i2", "i3", "i4"]
+    assert [e.offset for e in window.recent(3).entries] == [107, 108, 109]
+    later = window.append(entry_event(10), offset=110, length=3, keep_from=111)
+    assert [e.offset for e in later.entries] == [108, 109, 110]
+
+
 def test_documented_schema_matches_the_validator():
     from pathlib import Path
 

@@ -45,6 +45,10 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def exit_code(self) -> int | None:
+        """The process's exit status once it has ended on its own; None while it runs."""
+        return self._process.poll() if self._process else None
+
     def start(self) -> Self:
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
         env.pop("AMSRM_CONFIG", None)  # the settings object is already resolved

@@ -54,6 +54,7 @@ class OpsServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
+        self.failure: str | None = None  # set by fail(): liveness answers 503 from then on
 
     # ------------------------------------------------------------------ wiring
     def add_check(self, name: str, check: Check) -> None:
@@ -98,8 +99,14 @@ class OpsServer:
             server.shutdown()
             server.server_close()
 
+    def fail(self, reason: str) -> None:
+        """The process has given up (it is about to exit): liveness fails with ``reason``."""
+        self.failure = reason
+
     # ------------------------------------------------------------------ answers
     def live(self) -> tuple[bool, str]:
+        if self.failure is not None:
+            return False, self.failure
         loop = self._loop
         if loop is None:
             return True, "starting"  # the process is up; its loop has not been handed over yet

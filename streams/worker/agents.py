@@ -18,10 +18,11 @@ from amsrm.settings import StreamSettings
 from amsrm_core.registry import LoadedVersion, ModelRegistry
 from amsrm_core.retraining.watch import ModelWatcher, serve_current
 from amsrm_core.scoring import Scorer, release
-from streams.faust_ext import batch_gate, ensure_buffer_room
+from streams.faust_ext import batch_gate, committed_offset, ensure_buffer_room
 from streams.worker import heap
 from streams.worker.app import app, settings
-from streams.worker.ops import attach
+from streams.worker.health import CrashBudget, exit_worker
+from streams.worker.ops import attach, ops
 from streams.worker.pipeline import Pipeline
 from streams.worker.processing import BatchProcessor, Outputs, ProducerSink
 from streams.worker.scoring_process import ProcessScorer, registry_scorer
@@ -80,11 +81,30 @@ def sink(topic) -> ProducerSink:
     return ProducerSink(topic)
 
 
+crashes = CrashBudget(settings.agent_crash_limit, settings.agent_crash_window_s)
+
+
 @app.agent(events_topic, name="recommend")
 async def recommend(stream) -> None:
-    scorer, watcher = load_model(settings)
+    """The scoring agent; one that cannot load its model, or keeps crashing, ends the worker."""
+    try:
+        scorer, watcher = load_model(settings)
+    except Exception as e:
+        exit_worker(f"the model cannot be loaded: {e!r}", ops.fail)
+        raise
+    try:
+        await score_stream(stream, scorer, watcher)
+    except Exception as e:
+        if crashes.spend():
+            exit_worker(f"the agent crashed {crashes.limit} times within {crashes.window_s:g}s, last: {e!r}",
+                        ops.fail)
+        raise
+
+
+async def score_stream(stream, scorer: Scorer | ProcessScorer, watcher: ModelWatcher | None) -> None:
     topics = (recommendations_topic, samples_topic, dead_letters_topic, events_topic)
-    processor = BatchProcessor(settings, scorer, windows_table, Outputs(*map(sink, topics)))
+    processor = BatchProcessor(settings, scorer, windows_table, Outputs(*map(sink, topics)),
+                               partial(committed_offset, app))
     attach(processor)  # metrics hooks and readiness (streams.worker.ops)
     # exactly-once commits only between micro-batches (faust_ext.batch_gate), so batches do not overlap
     pipeline = Pipeline(1 if app.in_transaction else settings.pipeline_depth)

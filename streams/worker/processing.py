@@ -132,8 +132,12 @@ def limits_of(settings: StreamSettings) -> Limits:
 
 class BatchProcessor:
     def __init__(self, settings: StreamSettings, scorer: Scorer | ProcessScorer,
-                 table: MutableMapping[bytes, bytes], outputs: Outputs) -> None:
+                 table: MutableMapping[bytes, bytes], outputs: Outputs,
+                 committed: Callable[[Any], int | None] = lambda message: None) -> None:
+        """``committed(message)``: its partition's committed offset, from which a crash would
+        redeliver (the windows keep the history that needs: streams.worker.state)."""
         self.settings, self.scorer, self.table, self.outputs = settings, scorer, table, outputs
+        self.committed = committed
         self.window_length = settings.window_length or scorer.max_len
         self.limits = limits_of(settings)
         self.counters = Counters()
@@ -158,7 +162,8 @@ class BatchProcessor:
         """Score the prepared windows (off the event loop, which keeps reading) and publish."""
         if not scored:
             return
-        windows = [Window(s.record.user_id, s.after.scoring_events()) for s in scored]
+        windows = [Window(s.record.user_id, s.after.recent(self.window_length).scoring_events())
+                   for s in scored]
         started = time.perf_counter()
         ranked = await self._recommend(windows)
         scored_at = time.perf_counter()
@@ -207,7 +212,7 @@ class BatchProcessor:
         if message.offset <= window.last_offset:  # redelivered after a crash: already in the window
             self.counters.redelivered += 1
             before = window.before(message.offset)
-        after = before.append(record, message.offset, self.window_length)
+        after = before.append(record, message.offset, self.window_length, self.committed(message))
         # written again even when redelivered: the change it made before the crash may never
         # have reached the changelog (or, under exactly-once, belonged to an aborted transaction)
         latest[key] = (event, after)
@@ -274,7 +279,8 @@ class BatchProcessor:
         self.counters.fallbacks += ranked.fallback is not None
         if self.settings.publish_samples and s.before.entries:
             sample = LabelledSample(
-                user_id=record.user_id, event_id=record.event_id, window=s.before.public(),
+                user_id=record.user_id, event_id=record.event_id,
+                window=s.before.recent(self.window_length).public(),
                 user_fields=s.before.user_fields, next_item_id=record.item_id,
                 next_behaviour=record.behaviour, event_time_ms=record.timestamp,
                 next_item_fields=record.item_fields)
