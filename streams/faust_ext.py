@@ -235,9 +235,10 @@ async def send_raw(producer: Any, topic: str, key: bytes | None, value: bytes | 
     return await producer.send(topic, key, value, None, None, headers, transactional_id=transactional_id)
 
 
-def committed_offset(app: Any, message: Any) -> int | None:
-    """The consumer's committed offset of ``message``'s partition (None before the first commit)."""
-    return app.consumer._committed_offset.get(message.tp)
+def committed_offset(app: Any, message: Any) -> int:
+    """The consumer's committed offset of ``message``'s partition: where a crash would redeliver
+    from (0 before the first commit, and Faust keeps 0 as None)."""
+    return app.consumer._committed_offset.get(message.tp) or 0
 
 
 def transactional_id(app: Any, message: Any) -> str:
