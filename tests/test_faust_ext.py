@@ -45,7 +45,7 @@ async def test_partitions_the_group_never_committed_are_read_again_from_the_star
     """What Faust's seek after recovery relies on: messages its streams skipped while recovering
     are read again.  aiokafka's own seek_to_committed leaves an uncommitted partition where the
     fetcher got to (shown first); seek_every_partition moves it back to the start."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     topic = f"seek-{uuid.uuid4().hex[:8]}"
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
@@ -63,7 +63,7 @@ async def test_partitions_the_group_never_committed_are_read_again_from_the_star
         while len(offsets) < 4:
             batch = await consumer.getmany(timeout_ms=1000, max_records=4)
             offsets += [m.offset for records in batch.values() for m in records]
-        (tp,) = consumer.assignment()
+        tp = TopicPartition(topic, 0)  # the embedded broker auto-creates the topic with 4 partitions
         await consumer.seek_to_committed()
         assert await consumer.position(tp) == 4  # aiokafka: left where the fetcher was
         await faust_ext.seek_every_partition(consumer, "earliest")
