@@ -40,6 +40,19 @@ public API does not do:
   committed the skipped messages were never read, and Faust's first commit there (no committed
   offset to compare with) passed them: events lost with their offsets committed.  Those
   partitions are now moved to where the group starts without a commit (``auto_offset_reset``).
+- ``Consumer.ack`` / ``mark_finished``: Faust acks every message its streams *skip* (handed out while
+  the flow is paused for a rebalance, or from an old generation) as if processed, and relies on a
+  later seek to read them again; but a commit can come first (Faust commits while it waits for
+  the agents during a rebalance), and then it passed events that produced nothing.  Here only a
+  message the agent marked finished (its outputs are in the producer, or it was dead-lettered)
+  moves the committed offset; any other final ack lets Faust stop waiting for the message without
+  counting its offset, so no commit passes it and it is read again.
+- ``Consumer.resume_partitions`` / ``perform_seek``: after recovery Faust resumes the stream
+  partitions and only then seeks them to their committed offsets; what the fetcher handed out in
+  between was processed, then read again after the seek (the repeats exactly-once showed), and
+  Faust's gap tracking (``_add_gap``, meant for offsets without data such as transaction markers)
+  counted the offsets between the seek position and a message fetched before it as done: committed,
+  never processed.  Stream partitions are now resumed only once that seek has run.
 - ``committed_offset``: the consumer's ``_committed_offset``, where a crash would redeliver from:
   the windows keep the history those redelivered events need (streams.worker.state).
 - ``ensure_buffer_room``: the producer buffer's ``max_messages`` (100), above which Faust stops
@@ -62,7 +75,9 @@ from faust import streams as faust_streams
 from faust.transport.consumer import TopicPartitionGroup, TransactionManager
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ack_lock
 from mode.services import WaitResults
+from mode.utils.futures import notify
 
 from amsrm.errors import AmsrmError
 
@@ -127,6 +142,42 @@ async def seek_every_partition(consumer: aiokafka.AIOKafkaConsumer, reset: str) 
 
 class Consumer(faust_aiokafka.Consumer):
     eager_dispatch = True  # set by consumer_urls from the settings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held_for_seek: set[Any] = set()
+        self.unfinished_released = 0  # skipped messages left for redelivery (a metric for tests and logs)
+
+    def ack(self, message: Any) -> bool:
+        """Faust's ack for messages the agent finished (and topics without acks); see the module doc."""
+        if message.acked or not self.app.topics.acks_enabled_for(message.topic) or is_finished(message):
+            return super().ack(message)
+        return self._release_unfinished(message)
+
+    def _release_unfinished(self, message: Any) -> bool:
+        """Let Faust stop waiting for ``message`` without counting its offset as done."""
+        with ack_lock:
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            self.unfinished_released += 1
+        notify(self._waiting_for_ack)
+        return False
+
+    def resume_partitions(self, tps: Any) -> None:
+        """Changelog partitions now, stream partitions after the next ``perform_seek``."""
+        held = {tp for tp in tps if self.app.topics.acks_enabled_for(tp.topic)}
+        self._held_for_seek |= held
+        super().resume_partitions({tp for tp in tps if tp not in held})
+
+    async def perform_seek(self) -> None:
+        try:
+            await super().perform_seek()
+        finally:
+            held, self._held_for_seek = self._held_for_seek, set()
+            if held:
+                super().resume_partitions(held)
 
     async def _commit_tps(self, tps: Any, start_new_transaction: bool) -> bool:
         async with batch_gate(self.app):
@@ -214,6 +265,19 @@ def _close(waitables: tuple[Any, ...]) -> None:
     for waitable in waitables:
         if isinstance(waitable, Coroutine):
             waitable.close()
+
+
+_finished: weakref.WeakSet[Any] = weakref.WeakSet()  # messages outlive their offsets' commit by little
+
+
+def mark_finished(message: Any) -> None:
+    """Say that the agent is done with ``message`` (its outputs are in the producer, or it was
+    dead-lettered): only then may its acknowledgement move the committed offset."""
+    _finished.add(message)
+
+
+def is_finished(message: Any) -> bool:
+    return message in _finished
 
 
 # --- the producer, tables and stores

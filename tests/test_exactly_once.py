@@ -1,10 +1,8 @@
 """``processing_guarantee=exactly_once`` on Apache Kafka: a worker killed (SIGKILL) mid-stream.
 
 A reader with ``isolation.level=read_committed`` must see every event's recommendation (and dead
-letter, and labelled sample) and nothing else, and no window change in the table's changelog
-without the recommendation of the event that made it.  Some runs still show a few outputs twice
-(the known gap in docs/STREAMING.md, "Exactly-once"): the test then ends as xfail, after every
-other check has passed; any loss or visible aborted output fails it.  The restarted worker keeps
+letter, and labelled sample) exactly once and nothing else, and no window change in the table's
+changelog without the recommendation of the event that made it.  The restarted worker keeps
 its local RocksDB, which may hold window changes of the aborted transaction: they must not leak
 into what it publishes.
 Needs Apache Kafka (the embedded broker has no transactions): skipped when AMSRM_TEST_BROKER=tansu.
@@ -121,6 +119,7 @@ def test_kill_9_mid_stream_publishes_each_output_exactly_once(kafka, checkpoint,
             print("repeated:", orjson.loads(m.value)["event_id"], dict(m.headers)[WORKER_HEADER], m.partition,
                   m.offset)
     repeated = assert_each(event_ids(recs), expected)
+    assert not repeated, f"{len(repeated)} recommendations seen twice by read_committed, e.g. {repeated[:3]}"
     everything = read(uncommitted(settings), settings.recommendations_topic, lambda m: len(m) > len(recs))
     assert len(everything) > len(recs), "the kill hit no open transaction: the test proved nothing"
     dead = read(settings, settings.dead_letters_topic, lambda m: len(m) >= len(BAD))
@@ -129,13 +128,12 @@ def test_kill_9_mid_stream_publishes_each_output_exactly_once(kafka, checkpoint,
     before = recomputed_windows(events, MAX_LEN)
     with_window = {eid for eid, window in before.items() if window}
     samples = read(settings, settings.samples_topic, ids_cover(with_window))
-    repeated += assert_each(event_ids(samples), with_window)
+    repeated = assert_each(event_ids(samples), with_window)
+    assert not repeated, f"{len(repeated)} samples seen twice by read_committed, e.g. {repeated[:3]}"
     for m in samples:
         sample = orjson.loads(m.value)
         assert [e["item_id"] for e in sample["window"]] == before[sample["event_id"]]
     assert_changelog_matches(settings, events, set(event_ids(recs)))
-    if repeated:  # everything else held; the documented gap (docs/STREAMING.md, "Exactly-once")
-        pytest.xfail(f"known gap: {len(repeated)} outputs seen twice by read_committed, e.g. {repeated[:3]}")
 
 
 def assert_changelog_matches(settings: StreamSettings, events: list[dict], recommended: set[str]) -> None:

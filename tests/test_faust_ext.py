@@ -32,7 +32,8 @@ def test_no_module_outside_faust_ext_touches_the_private_names_it_wraps():
     from pathlib import Path
 
     wrapped = ("._current_event", "._fetch_max_wait_ms", "buffer.max_messages", "._dbs", "._stopped",
-               "._crashed", "_create_worker_consumer", "_new_consumer_thread")
+               "._crashed", "_create_worker_consumer", "_new_consumer_thread", "._unacked_messages",
+               "._waiting_for_ack", "ack_lock", "._committed_offset")
     root = Path(__file__).resolve().parents[1]
     packages = ("amsrm", "amsrm_core", "streams", "producers")
     offenders = [f"{path.relative_to(root)}: {name}" for package in packages
@@ -70,3 +71,61 @@ async def test_partitions_the_group_never_committed_are_read_again_from_the_star
         assert await consumer.position(tp) == 0
     finally:
         await consumer.stop()
+
+
+@pytest.fixture
+def bare_consumer(monkeypatch):
+    """Faust's consumer with this module's transport, never started; only the topic "events" is acked."""
+    import faust
+
+    app = faust.App(f"t-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1",
+                    broker_consumer=faust_ext.consumer_urls("kafka://127.0.0.1:1", 10, True))
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: topic == "events")
+    consumer = app.consumer
+    consumer._active_partitions = set()
+    yield consumer
+    consumer._thread.thread_loop.close()  # the consumer thread's own loop, never run
+
+
+def events_message(offset: int):
+    from faust.types import TP
+    from faust.types.tuples import ConsumerMessage
+
+    return ConsumerMessage("events", 0, offset, 0.0, 0, [], b"k", b"v", None, tp=TP("events", 0))
+
+
+def test_an_ack_moves_the_committed_offset_only_for_messages_the_agent_finished(bare_consumer):
+    """Faust acks the messages its streams skip (flow paused, old generation) as if processed: a
+    commit then passed them.  Only a message marked finished counts; a skipped one is let go."""
+    consumer = bare_consumer
+    done, skipped, later = events_message(0), events_message(1), events_message(2)
+    for m in (done, skipped, later):
+        consumer.track_message(m)
+    faust_ext.mark_finished(done)
+    faust_ext.mark_finished(later)
+    assert consumer.ack(done) and not consumer.ack(skipped) and consumer.ack(later)
+    assert consumer._new_offset(done.tp) == 1  # stops before the skipped message
+    assert not consumer._unacked_messages  # and nothing waits for it (a rebalance would hang)
+    assert consumer.unfinished_released == 1
+
+
+async def test_stream_partitions_resume_only_once_seeked_to_their_committed_offsets(bare_consumer,
+                                                                                    monkeypatch):
+    """Faust resumes the stream partitions, then seeks them: what the fetcher hands out in between
+    was read again after the seek, and its offsets counted as a gap (committed, never processed)."""
+    from faust.transport.consumer import Consumer as FaustConsumer
+    from faust.types import TP
+
+    consumer = bare_consumer
+    active_during_seek: list[set] = []
+
+    async def seek(self) -> None:
+        active_during_seek.append(set(self._get_active_partitions()))
+
+    monkeypatch.setattr(FaustConsumer, "perform_seek", seek)
+    events, changelog = TP("events", 0), TP("changelog", 0)
+    consumer.resume_partitions({events, changelog})
+    assert consumer._get_active_partitions() == {changelog}
+    await consumer.perform_seek()
+    assert active_during_seek == [{changelog}]
+    assert consumer._get_active_partitions() == {events, changelog}

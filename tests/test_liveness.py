@@ -47,3 +47,15 @@ def test_a_worker_whose_model_cannot_load_fails_liveness_and_exits(broker, check
         assert "the model cannot be loaded" in worker.log_text()
     finally:
         worker.kill()
+
+
+def test_a_worker_on_an_events_topic_with_another_partition_count_exits(broker, checkpoint, tmp_path):  # noqa: F811
+    created = new_settings(broker, tmp_path, checkpoint, partitions=3)  # the topics have 3 partitions
+    port = free_port()
+    settings = created.replace(partitions=4, ops_port=port, ops_host="127.0.0.1")
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        assert exit_code(worker, 90) == EXIT_AGENT_FAILED
+        assert f"{settings.events_topic} has 3 partitions but AMSRM_PARTITIONS is 4" in worker.log_text()
+    finally:
+        worker.kill()

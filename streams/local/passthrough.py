@@ -6,6 +6,7 @@ benchmark runs it (``AMSRM_AGENT=passthrough``).
 
 from __future__ import annotations
 
+from streams.faust_ext import mark_finished
 from streams.worker.app import app, settings
 from streams.worker.topics import events_topic, recommendations_topic
 
@@ -16,3 +17,4 @@ async def passthrough(stream) -> None:
         for event in events:
             await recommendations_topic.send(key=event.message.key, value=event.message.value,
                                              value_serializer="raw")
+            mark_finished(event.message)  # only then may its offset be committed (streams.faust_ext)

@@ -28,6 +28,8 @@ from typing import Any
 
 from faust.types import EventT
 
+from streams.faust_ext import mark_finished
+
 
 class Pipeline:
     def __init__(self, depth: int) -> None:
@@ -61,6 +63,7 @@ class Pipeline:
                 raise
         await work
         for event in events:
+            mark_finished(event.message)
             for _ in range(releases):
                 event.ack()
 
