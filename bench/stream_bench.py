@@ -15,7 +15,8 @@ only its own settings (streams.local.broker.engine_settings): Tansu its work-aro
    both agents with Faust's own message hand-off (``eager_dispatch=false``, the baseline of
    streams.faust_ext), the scoring agent with its scorer in a thread instead of its child
    process (``scoring_process=false``, streams.worker.scoring_process), with Python's own GC
-   settings (``gc_tuning=false``, streams.worker.heap), and, on Tansu only, with Tansu's recovery
+   settings (``gc_tuning=false``, streams.worker.heap), both agents on the other event loop
+   (``event_loop``: asyncio or uvloop), and, on Tansu only, with Tansu's recovery
    work-around (producer_max_batch_size=1, one run; Kafka needs none), to show what each
    choice buys.  In the last round, a latency phase on the full topics of the passthrough's
    and the scoring agent's run shows how the broker slows down as partitions fill (Tansu does).
@@ -331,7 +332,10 @@ def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: 
                  for i, (d, s) in enumerate(scoring.items())]
     if baselines:
         headline = next(iter(scoring.values()))
+        other_loop = "uvloop" if base.event_loop == "asyncio" else "asyncio"
         variants += [
+            Variant(f"passthrough_{other_loop}", "passthrough", base.replace(event_loop=other_loop)),
+            Variant(f"recommend_{other_loop}", "recommend", headline.replace(event_loop=other_loop)),
             Variant("passthrough_faust_handoff", "passthrough", base.replace(eager_dispatch=False)),
             Variant("recommend_faust_handoff", "recommend", headline.replace(eager_dispatch=False)),
             Variant("recommend_scoring_thread", "recommend", headline.replace(scoring_process=False)),

@@ -155,3 +155,13 @@ def test_latency_percentiles_per_slice_show_a_drift():
     slices = measurement.percentiles_per_slice(100)
     assert [s["p50"] for s in slices] == [5.0, 50.0]  # the incomplete last slice is left out
     assert measurement.percentiles_per_slice(1000) == []
+
+
+def test_the_worker_cli_passes_the_event_loop_setting_to_faust_unless_told_otherwise():
+    from streams.__main__ import with_event_loop
+
+    assert with_event_loop(["streams", "worker"], "uvloop") == ["streams", "--loop", "uvloop", "worker"]
+    assert with_event_loop(["streams", "-L", "asyncio", "worker"], "uvloop") == ["streams", "-L", "asyncio", "worker"]
+    assert with_event_loop(["streams", "worker"], "asyncio") == ["streams", "worker"]
+    with pytest.raises(SystemExit, match="AMSRM_EVENT_LOOP"):
+        with_event_loop(["streams", "worker"], "trio")
