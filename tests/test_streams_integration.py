@@ -191,10 +191,12 @@ def test_labelled_samples_carry_the_window_before_each_event(single_run):
         assert sample["next_item_id"] == item_of[sample["event_id"]]
 
 
-def table_contents(data_dir: Path) -> dict[bytes, UserWindow]:
-    """Every window in a stopped worker's RocksDB files."""
+def table_contents(data_dir: Path, partitions: set[int] | None = None) -> dict[bytes, UserWindow]:
+    """Every window in a stopped worker's RocksDB files (of ``partitions`` only, if given)."""
     out = {}
     for path in sorted((data_dir / "v1" / "tables").glob("windows-*.db")):
+        if partitions is not None and int(path.stem.rsplit("-", 1)[1]) not in partitions:
+            continue
         db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
         try:
             out.update({k: UserWindow.from_bytes(v) for k, v in db.items() if not k.startswith(b"__faust")})
