@@ -125,7 +125,7 @@ class _LastHidden(torch.nn.Module):
     def forward(self, item_seq: torch.Tensor, behaviour_seq: torch.Tensor, user: torch.Tensor
                 ) -> torch.Tensor:
         batch = {"item_seq": item_seq, "behaviour_seq": behaviour_seq, "user": user}
-        return self.model.forward(batch)[:, -1, :]
+        return self.model.last_hidden(batch)
 
 
 class _TopK(torch.nn.Module):
@@ -139,7 +139,7 @@ class _TopK(torch.nn.Module):
     def forward(self, item_seq: torch.Tensor, behaviour_seq: torch.Tensor, user: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         batch = {"item_seq": item_seq, "behaviour_seq": behaviour_seq, "user": user}
-        hidden = self.model.forward(batch)[:, -1, :]  # (B, H), as Recommender.full_sort_predict
+        hidden = self.model.last_hidden(batch)  # (B, H), as Recommender.full_sort_predict
         scores = (hidden @ self.item_reps.T).float()  # (B, n_items), a fresh tensor we may write into
         return torch.topk(mask_(scores, item_seq, self.exclude_window), self.k, dim=1)
 
@@ -254,8 +254,7 @@ class Scorer:
         """``model.full_sort_predict(batch)``, with the constant item side computed once."""
         if self._item_reps is None:
             return self.model.full_sort_predict(batch)
-        hidden = self.model.forward(batch)[:, -1, :]
-        return self._product(hidden)  # as Recommender.full_sort_predict
+        return self._product(self.model.last_hidden(batch))  # as Recommender.full_sort_predict
 
     def _product(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (B, H) · the frozen item representations: numpy's BLAS on the CPU (module docstring)."""

@@ -10,6 +10,9 @@ Top-K; and the scorer without grouping by length (one group per batch, as on acc
 Medians over ``--repeats`` runs.  Also the product with the item representations
 alone: the CPU scorer's (numpy's BLAS) against torch's, on random hidden states.
 
+And the model's last hidden state by the whole forward pass against ``last_hidden`` (its last
+block for the last position only), in the same run.
+
 Then the stream worker's situation: the scorer in a thread next to a thread that keeps the
 GIL busy with Python (as the worker's event loop does), traced (the default) and eager
 (``Scorer(traced=False)``): eager torch operators each release the GIL and wait to get it
@@ -89,6 +92,26 @@ def item_product_us(scorer: Scorer, rows: int, repeats: int) -> dict[str, float]
     return out
 
 
+def last_hidden_us(scorer: Scorer, windows: list[Window], batch: int, repeats: int) -> dict[str, float]:
+    """µs/event of the model's last hidden state, eager, on padded batches: the whole forward pass
+    (every position through every block) against ``last_hidden`` (the last block for the last
+    position only), the previous and the current path of the scorer."""
+    batches = [scorer.encode(windows[lo:lo + batch]) for lo in range(0, len(windows), batch)]
+    paths = {"all_positions": lambda b: scorer.model.forward(b)[:, -1, :],
+             "last_position_only": scorer.model.last_hidden}
+    out = {}
+    with torch.inference_mode():
+        for name, path in paths.items():
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                for encoded in batches:
+                    path(encoded)
+                times.append((time.perf_counter() - started) / len(windows) * 1e6)
+            out[name] = round(statistics.median(times), 1)
+    return out
+
+
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
@@ -134,6 +157,8 @@ def main() -> None:
                         "speedup": round(plain_us / scorer_us, 2)}
         print(f"batch {b}: scorer {scorer_us:.1f} µs/event, plain {plain_us:.1f}, one length group "
               f"{one_group_us:.1f}", flush=True)
+    last_hidden = {str(b): last_hidden_us(scorer, windows, b, args.repeats) for b in args.batches}
+    print(f"last hidden state, µs/event (all positions vs last only): {last_hidden}", flush=True)
     products = {}
     if scorer._item_reps is not None:
         products = {str(b): item_product_us(scorer, b, args.repeats) for b in args.batches}
@@ -150,7 +175,7 @@ def main() -> None:
               "load_average": os.getloadavg(), "checkpoint": str(args.checkpoint), "dataset": args.dataset,
               "windows": len(windows), "repeats": args.repeats, "torch_threads": 1, "batches": rows,
               "device": args.device, "device_name": device_name(scorer.device), "contended": contended,
-              "item_product_us_per_event": products}
+              "item_product_us_per_event": products, "last_hidden_us_per_event": last_hidden}
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True))
     print(f"wrote {args.out}")
 

@@ -70,8 +70,8 @@ async def group_progress(settings: StreamSettings) -> dict[int, tuple[int | None
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
         tps = [TopicPartition(settings.events_topic, p) for p in range(settings.partitions)]
+        committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=tps)
         ends = await consumer.end_offsets(tps)
         return {tp.partition: (committed[tp].offset if tp in committed else None, ends[tp]) for tp in tps}
     finally:

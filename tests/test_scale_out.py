@@ -9,13 +9,16 @@ at the hand-over), both workers must publish, and every user's final window must
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.partitioner import murmur2
 from test_crash import SteadyProducer
+from test_exactly_once import group_progress
 from test_streams_integration import (  # noqa: F401 (checkpoint: a fixture)
     FAST_FAILOVER,
     MAX_LEN,
@@ -35,6 +38,10 @@ from streams.worker.processing import WORKER_HEADER
 pytestmark = pytest.mark.slow
 
 PARTITIONS = 16
+
+
+def partition_of(user_id: str) -> int:
+    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % PARTITIONS
 
 
 def held_windows(worker: WorkerProcess) -> dict:
@@ -65,6 +72,21 @@ def test_a_second_worker_joining_mid_stream_takes_half_the_partitions_and_nothin
         for worker in (first, second):
             worker.stop()
     counts = Counter(orjson.loads(m.value)["event_id"] for m in recs)
+    missing = [e for e in events if e["event_id"] not in counts]
+    if missing:
+        print("missing per partition:", Counter(partition_of(e["user_id"]) for e in missing))
+        order = defaultdict(list)  # per partition, the events in the order they were produced
+        for e in events:
+            order[partition_of(e["user_id"])].append(e["event_id"])
+        lost = {e["event_id"] for e in missing}
+        for p, ids in sorted(order.items()):
+            at = [i for i, eid in enumerate(ids) if eid in lost]
+            if at:
+                print(f"partition {p}: {len(ids)} events, missing positions {at[0]}..{at[-1]} ({len(at)})")
+        try:
+            print("committed vs end offsets:", asyncio.run(group_progress(settings)))
+        except Exception as e:  # the embedded broker's admin API is partial
+            print("committed offsets unavailable:", e)
     assert set(counts) == {e["event_id"] for e in events}
     late_repeats = [e for e, n in counts.items() if n > 1 and producer.sent_at[e] > settled]
     assert not late_repeats, f"{len(late_repeats)} events sent after the split were recommended twice"

@@ -67,13 +67,20 @@ class SelfAttention(nn.Module):
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """Every position attends (``queries=None``), or only the last ``queries`` ones (their
+        outputs alone: (B, queries, C)); ``mask`` has a row per query either way."""
         B, T, C = x.shape
-        q, k, v = (p(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, nh, T, hs)
-                   for p in (self.query, self.key, self.value))
+        Q = T if queries is None else queries
+        q = self._heads(self.query(x[:, T - Q:]))  # (B, nh, Q, hs)
+        k, v = self._heads(self.key(x)), self._heads(self.value(x))  # (B, nh, T, hs)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(B, T, C))
+        return self.out(y.transpose(1, 2).reshape(B, Q, C))
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        B, N, C = t.shape
+        return t.view(B, N, self.heads, C // self.heads).transpose(1, 2)
 
 
 class Block(nn.Module):
@@ -86,8 +93,12 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln_attn(x), mask))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, T, C), or (B, 1, C) for the last position alone: its attention still reads every key."""
+        if not last_only:
+            x = x + self.drop(self.attn(self.ln_attn(x), mask))
+            return x + self.drop(self.ffn(self.ln_ffn(x)))
+        x = x[:, -1:] + self.drop(self.attn(self.ln_attn(x), mask[:, :, -1:], queries=1))
         return x + self.drop(self.ffn(self.ln_ffn(x)))
 
 
@@ -245,7 +256,9 @@ class AMSRM(Recommender):
             return E, gates + event_gates
         return S, gates
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor], last_only: bool = False) -> torch.Tensor:
+        """(B, T, d) for training; ``last_only``: (B, 1, d), the last block run for the last position only
+        (what ``last_hidden`` needs: every earlier position's output of that block is never used)."""
         item_seq = batch["item_seq"]
         T = item_seq.shape[1]
         E = self._splice(batch)[0]  # (B, T, d)
@@ -253,6 +266,9 @@ class AMSRM(Recommender):
         x = self.drop(E + self.position(positions))
         x = x * (item_seq != 0).unsqueeze(-1)  # padding carries nothing, not even its position
         mask = attention_mask(item_seq)
-        for block in self.blocks:
-            x = block(x, mask)
-        return self.ln_out(x)  # (B, T, d)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
+        return self.ln_out(x)  # (B, T, d), or (B, 1, d)
+
+    def last_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.forward(batch, last_only=True)[:, -1, :]

@@ -62,9 +62,14 @@ class Recommender(nn.Module):
         loss = LOSSES[self.loss_name]
         return loss(hidden[has_target], ItemSide(self), batch["target"][has_target], **self.loss_options)
 
+    def last_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, H): the output at the last position, the one every prediction uses (left padding keeps
+        the latest event last). Offline evaluation and the stream scorer both call this, so a model
+        that computes it more cheaply than ``forward`` keeps them equal."""
+        return self.forward(batch)[:, -1, :]
+
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        last = self.forward(batch)[:, -1, :]  # (B, H): left padding keeps the latest event last
-        return last @ self.item_representations().T
+        return self.last_hidden(batch) @ self.item_representations().T
 
     def predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.full_sort_predict(batch).gather(1, batch["target"].unsqueeze(1)).squeeze(1)
