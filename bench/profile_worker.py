@@ -76,7 +76,8 @@ def main() -> None:
         asyncio.run(preload(settings, EventSource(data).take(args.events)))
         stack = stacks.enter_context(LocalStack(settings, args.workdir, broker=broker))
         assert stack.worker is not None
-        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(stack.worker.pid), "--rate", str(args.rate),
+        py_spy = str(Path(sys.executable).with_name("py-spy"))  # installed beside this interpreter
+        spy = subprocess.Popen([py_spy, "record", "--pid", str(stack.worker.pid), "--rate", str(args.rate),
                                 "--format", "raw", "--output", str(folded), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         started = time.perf_counter()
