@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -83,7 +84,7 @@ def main() -> None:
         started = time.perf_counter()
         drained = asyncio.run(drain(stack.settings, args.events))
         seconds = time.perf_counter() - started
-        spy.terminate()  # py-spy writes its output on SIGTERM/SIGINT
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
         spy.wait(timeout=60)
     summary = {"commit": commit, "machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "command": "python bench/profile_worker.py", "engine": "kafka", "events": args.events,
