@@ -14,7 +14,6 @@ import asyncio
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from test_streams_integration import (  # noqa: F401 (checkpoint: a fixture)
@@ -24,6 +23,7 @@ from test_streams_integration import (  # noqa: F401 (checkpoint: a fixture)
     events_of,
     ids_cover,
     new_settings,
+    produce,
     read,
 )
 
@@ -57,17 +57,8 @@ async def raise_topic_limit(settings: StreamSettings) -> None:
 
 
 def send_large(settings: StreamSettings, messages: list[tuple[bytes, bytes]]) -> None:
-    async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, max_request_size=4 * MIB)
-        await producer.start()
-        try:
-            for key, value in messages:
-                await producer.send(settings.events_topic, value, key=key)
-            await producer.flush()
-        finally:
-            await producer.stop()
-
-    asyncio.run(send())
+    """The shared test producer, with a request size that takes 1.6 MiB events."""
+    produce(settings.replace(producer_max_request_size=4 * MIB), messages)
 
 
 def test_oversized_events_alone_and_in_batches_are_dead_lettered_and_lose_nothing(
