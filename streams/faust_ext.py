@@ -53,6 +53,17 @@ public API does not do:
   Faust's gap tracking (``_add_gap``, meant for offsets without data such as transaction markers)
   counted the offsets between the seek position and a message fetched before it as done: committed,
   never processed.  Stream partitions are now resumed only once that seek has run.
+- ``Consumer.pause_partitions`` / ``_getmany`` / ``_thread._consumer``: Faust "pauses" a partition
+  only in its own set of active partitions; aiokafka keeps fetching it, and a fetch hands over (and
+  moves the position past) whatever it drained, which Faust then drops for a partition it does not
+  count as active. Faust also passes that live set to aiokafka's long-polling fetch, and aiokafka
+  reads an empty set as "every partition". Traced on Kafka with a worker joining mid-stream:
+  recovery paused the changelog partitions (the set became empty) while the stream partitions were
+  being sought to their committed offsets; the waiting fetch drained them from there, Faust dropped
+  the records, the next fetch started past them and the gap tracking committed them unprocessed.
+  Every pause and resume is now mirrored into aiokafka's own ``pause`` / ``resume`` (a paused
+  partition is not fetched and its buffered records are discarded without moving the position), and
+  each fetch gets a snapshot of the set, never an empty one.
 - ``committed_offset``: the consumer's ``_committed_offset``, where a crash would redeliver from:
   the windows keep the history those redelivered events need (streams.worker.state).
 - ``ensure_buffer_room``: the producer buffer's ``max_messages`` (100), above which Faust stops
@@ -140,6 +151,14 @@ async def seek_every_partition(consumer: aiokafka.AIOKafkaConsumer, reset: str) 
     return committed
 
 
+def set_fetch_paused(consumer: aiokafka.AIOKafkaConsumer, partitions: list[Any], paused: bool) -> None:
+    """aiokafka's pause / resume for those of ``partitions`` still assigned (others raise there)."""
+    assigned = consumer.assignment()
+    mine = [tp for tp in partitions if tp in assigned]
+    if mine:
+        (consumer.pause if paused else consumer.resume)(*mine)
+
+
 class Consumer(faust_aiokafka.Consumer):
     eager_dispatch = True  # set by consumer_urls from the settings
 
@@ -165,11 +184,36 @@ class Consumer(faust_aiokafka.Consumer):
         notify(self._waiting_for_ack)
         return False
 
+    def pause_partitions(self, tps: Any) -> None:
+        """Pause in Faust's set and in aiokafka's fetcher alike (module doc)."""
+        tpset = set(tps)
+        super().pause_partitions(tpset)
+        self._mirror_fetch_state(tpset, paused=True)
+
     def resume_partitions(self, tps: Any) -> None:
         """Changelog partitions now, stream partitions after the next ``perform_seek``."""
-        held = {tp for tp in tps if self.app.topics.acks_enabled_for(tp.topic)}
+        tpset = set(tps)
+        held = {tp for tp in tpset if self.app.topics.acks_enabled_for(tp.topic)}
         self._held_for_seek |= held
-        super().resume_partitions({tp for tp in tps if tp not in held})
+        self._resume_now(tpset - held)
+
+    def _resume_now(self, tps: set[Any]) -> None:
+        super().resume_partitions(tps)
+        self._mirror_fetch_state(tps, paused=False)
+
+    def _mirror_fetch_state(self, tps: set[Any], *, paused: bool) -> None:
+        """Queue the same pause / resume on aiokafka, in its thread, in call order."""
+        thread = self._thread
+        consumer = getattr(thread, "_consumer", None)
+        if tps and consumer is not None:
+            partitions = [aiokafka.TopicPartition(tp.topic, tp.partition) for tp in tps]
+            thread.thread_loop.call_soon_threadsafe(set_fetch_paused, consumer, partitions, paused)
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        if active_partitions is None:  # a client-only app: every partition
+            return await super()._getmany(None, timeout)
+        snapshot = frozenset(active_partitions)  # aiokafka reads an empty set as "every partition"
+        return await super()._getmany(snapshot, timeout) if snapshot else {}
 
     async def perform_seek(self) -> None:
         try:
@@ -177,7 +221,7 @@ class Consumer(faust_aiokafka.Consumer):
         finally:
             held, self._held_for_seek = self._held_for_seek, set()
             if held:
-                super().resume_partitions(held)
+                self._resume_now(held)
 
     async def _commit_tps(self, tps: Any, start_new_transaction: bool) -> bool:
         async with batch_gate(self.app):

@@ -1,6 +1,7 @@
 """streams.faust_ext: refuses faust-streaming / mode / aiokafka versions its private-API uses were not tested
 with, and no other module uses those private names; the seek that re-reads what Faust skipped."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -129,3 +130,77 @@ async def test_stream_partitions_resume_only_once_seeked_to_their_committed_offs
     await consumer.perform_seek()
     assert active_during_seek == [{changelog}]
     assert consumer._get_active_partitions() == {events, changelog}
+
+
+async def test_a_partition_faust_pauses_is_paused_in_aiokafka_so_no_fetch_moves_it(bare_consumer, broker,
+                                                                                   monkeypatch):
+    """Faust's pause only filters what it hands on: aiokafka went on fetching the partition, a fetch
+    that drained it moved its position, and Faust dropped the records (a worker joining mid-stream
+    committed past them).  Mirrored, a paused partition's position stays where it was, even for
+    aiokafka's "every partition" fetch (an empty set), and the resume reads from there."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topic = f"pause-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for i in range(6):
+            for partition in (0, 1):
+                await producer.send_and_wait(topic, str(i).encode(), partition=partition)
+    finally:
+        await producer.stop()
+    paused, running = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    aio = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False,
+                           auto_offset_reset="earliest")
+    await aio.start()
+    try:
+        aio.assign([paused, running])
+        with monkeypatch.context() as patch:  # undone before the fixture closes the thread's own loop
+            patch.setattr(bare_consumer._thread, "_consumer", aio)
+            patch.setattr(bare_consumer._thread, "thread_loop", asyncio.get_running_loop())  # aiokafka's here
+            await paused_partition_stays_put(bare_consumer, aio, paused, running)
+    finally:
+        await aio.stop()
+
+
+async def paused_partition_stays_put(consumer, aio, paused, running) -> None:
+    loop = asyncio.get_running_loop()
+    consumer.pause_partitions({paused})
+    await asyncio.sleep(0)  # the mirrored pause runs on aiokafka's loop
+    drained: dict = {}
+    deadline = loop.time() + 10
+    while sum(len(r) for r in drained.values()) < 6 and loop.time() < deadline:
+        for tp, records in (await aio._fetcher.fetched_records(set(), timeout=1.0)).items():
+            drained.setdefault(tp, []).extend(records)
+    assert [r.offset for r in drained[running]] == list(range(6)) and paused not in drained
+    assert await aio.position(paused) == 0
+    consumer.resume_partitions({paused})  # not a stream topic here: resumed at once
+    await asyncio.sleep(0)
+    batch = await aio.getmany(paused, timeout_ms=5000)
+    assert [r.offset for r in batch[paused]][:1] == [0]
+
+
+async def test_a_fetch_gets_a_snapshot_of_the_active_partitions_and_never_an_empty_set(bare_consumer,
+                                                                                       monkeypatch):
+    """aiokafka reads an empty set as "every partition", and Faust's live set can empty while a
+    fetch waits: each fetch gets a frozen copy, and none at all when it is empty."""
+    from faust.types import TP
+
+    asked: list = []
+
+    async def getmany(active_partitions, timeout):
+        asked.append(active_partitions)
+        return {}
+
+    monkeypatch.setattr(bare_consumer._thread, "getmany", getmany)
+    live = {TP("events", 0)}
+    await bare_consumer._getmany(live, 1.0)
+    assert asked == [frozenset(live)] and isinstance(asked[0], frozenset)
+    assert await bare_consumer._getmany(set(), 1.0) == {} and len(asked) == 1

@@ -6,13 +6,11 @@ partitions (and their window-table partitions).  Every event must get a recommen
 only of events sent before the split settled (at-least-once redelivers what was uncommitted
 at the hand-over), both workers must publish, and every user's final window must be right.
 
-**Open loss, marked xfail (not strict) until fixed**: in about one run in three on Apache Kafka
-the joining worker's first messages on its new partitions come from well
-past their committed offsets, and Faust's gap tracking counts the offsets in between as done:
-tens of events per partition are committed without being processed (docs/STREAMING.md,
-"Delivery guarantees", open).  The test prints, per partition, the positions missing and the
-committed offsets; a run that passes shows XPASS.  On Tansu the joining worker sometimes processes
-nothing on its partitions (3 of 8 runs; left uncommitted, so read again after a restart).
+This test found a loss (tens of events per partition in about one run in three on Apache Kafka)
+that the tracing of fetches and seeks in the joining worker pinned on Faust's pause, which only
+filters what Faust hands on while aiokafka keeps fetching: streams.faust_ext mirrors it into
+aiokafka (docs/STREAMING.md, "Delivery guarantees").  When events are missing, the test prints,
+per partition, the positions missing and the committed offsets.
 """
 
 from __future__ import annotations
@@ -57,7 +55,6 @@ def held_windows(worker: WorkerProcess) -> dict:
     return table_contents(Path(worker.settings.data_dir), set(worker.assignment() or []))
 
 
-@pytest.mark.xfail(reason="open loss when a worker joins mid-stream (module docstring)", strict=False)
 def test_a_second_worker_joining_mid_stream_takes_half_the_partitions_and_nothing_is_lost(
         broker, checkpoint, small_synthetic, tmp_path: Path):  # noqa: F811
     settings = new_settings(broker, tmp_path, checkpoint, recovery_safe=True, partitions=PARTITIONS,
