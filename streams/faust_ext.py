@@ -212,7 +212,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
         if active_partitions is None:  # a client-only app: every partition
             return await super()._getmany(None, timeout)
-        snapshot = frozenset(active_partitions)  # aiokafka reads an empty set as "every partition"
+        snapshot = set(active_partitions)  # a copy: aiokafka reads an empty set as "every partition"
         return await super()._getmany(snapshot, timeout) if snapshot else {}
 
     async def perform_seek(self) -> None:
