@@ -1,12 +1,14 @@
-"""Approximate Top-K probe: HNSW indexes (faiss, usearch) against exact Top-K on a synthetic catalogue.
+"""Approximate Top-K probe: HNSW and IVF indexes (faiss, usearch) against exact Top-K, synthetic catalogues.
 
 The catalogue: N synthetic items of the Beauty model's width, Gaussian (bench/catalogue_bench.py's)
 or clustered around the trained items (``synthetic_catalogue``); the queries are the model's last
-hidden states for 512 real leave-one-out windows, as the scorer computes them.  For each library:
-the index build time (2 threads), then per search width (ef) the µs per event of one search of
-K + window + 2 candidates (1 thread, batch of 512) and recall@10 of the masked result against the
-exact masked Top-10.  The two catalogues bracket what a real one does to a graph index: Gaussian
-items have no structure, clustered ones much.
+hidden states for 512 real leave-one-out windows, as the scorer computes them.  The indexes: HNSW
+on the inner product (faiss, usearch), HNSW in L2 on the catalogue augmented so that the nearest
+neighbour is the largest inner product (``augmented``), and IVF-flat (faiss, inner product).  For
+each: the build time (2 threads), then per search width (ef, or nprobe for IVF) the µs per event
+of one search of K + window + 2 candidates (1 thread, batch of 512) and recall@10 of the masked
+result against the exact masked Top-10.  The two catalogues bracket what a real one does to an
+index: Gaussian items have no structure, clustered ones much.
 
     pip install -e '.[ann]'
     python bench/ann_probe.py --items 100000 1000000   # → docs/results/ann-probe.json
@@ -69,12 +71,96 @@ def timed(call, *args, **kwargs):
     return time.perf_counter() - started, result
 
 
+IVF_LISTS = 1024  # about sqrt(1M) lists: each probe scans ~0.1 % of a 1M catalogue
+
+
+def augmented(reps: np.ndarray) -> np.ndarray:
+    """Maximum inner product as nearest neighbour in L2: each item gets a last coordinate
+    sqrt(M² − |x|²) (M the largest norm), each query a 0, so |q − x|² = |q|² + M² − 2 q·x."""
+    norms = np.linalg.norm(reps, axis=1)
+    extra = np.sqrt(np.maximum(norms.max() ** 2 - norms ** 2, 0.0))[:, None]
+    return np.ascontiguousarray(np.hstack([reps, extra]).astype(np.float32))
+
+
+class Search:
+    """One built index: ``search(queries, wanted, value)`` → (B, wanted) item indices, with
+    ``settings`` the (name, value) pairs its search is measured at."""
+
+    def __init__(self, build, run, setting: str, values: list[int]) -> None:
+        self.build_s, self._index = timed(build)
+        self._run = run
+        self.settings = [(setting, v) for v in values]
+
+    def __call__(self, queries: np.ndarray, wanted: int, value: int) -> np.ndarray:
+        return self._run(self._index, queries, wanted, value)
+
+
+def faiss_hnsw(vectors: np.ndarray, metric: int):
+    def build():
+        faiss.omp_set_num_threads(2)
+        index = faiss.IndexHNSWFlat(vectors.shape[1], 32, metric)
+        index.hnsw.efConstruction = 64
+        index.add(vectors)
+        faiss.omp_set_num_threads(1)
+        return index
+    return build
+
+
+def faiss_hnsw_search(index, queries: np.ndarray, wanted: int, ef: int) -> np.ndarray:
+    index.hnsw.efSearch = ef
+    if queries.shape[1] < index.d:  # the augmented catalogue: queries get a 0
+        queries = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
+    return index.search(queries, wanted)[1]
+
+
+def faiss_ivf(reps: np.ndarray):
+    def build():
+        faiss.omp_set_num_threads(2)
+        quantizer = faiss.IndexFlatIP(reps.shape[1])
+        index = faiss.IndexIVFFlat(quantizer, reps.shape[1], IVF_LISTS, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        index.train(reps[rng.choice(len(reps), min(len(reps), 64 * IVF_LISTS), replace=False)])
+        index.add(reps)
+        faiss.omp_set_num_threads(1)
+        return index
+    return build
+
+
+def faiss_ivf_search(index, queries: np.ndarray, wanted: int, nprobe: int) -> np.ndarray:
+    index.nprobe = nprobe
+    return index.search(queries, wanted)[1]
+
+
+def usearch_hnsw(reps: np.ndarray):
+    def build():
+        graph = Index(ndim=reps.shape[1], metric="ip", connectivity=32, expansion_add=64)
+        graph.add(np.arange(len(reps)), reps, threads=2)
+        return graph
+    return build
+
+
+def usearch_search(graph, queries: np.ndarray, wanted: int, ef: int) -> np.ndarray:
+    graph.expansion_search = ef
+    return graph.search(queries, wanted, threads=1).keys
+
+
+def indexes(reps: np.ndarray, args: argparse.Namespace):
+    """(library, Search) per index kind, each built when reached and dropped after."""
+    yield "faiss-hnsw", Search(faiss_hnsw(reps, faiss.METRIC_INNER_PRODUCT), faiss_hnsw_search, "ef",
+                               args.efs)
+    yield "faiss-hnsw-l2-augmented", Search(faiss_hnsw(augmented(reps), faiss.METRIC_L2), faiss_hnsw_search,
+                                            "ef", args.efs)
+    yield "usearch-hnsw", Search(usearch_hnsw(reps), usearch_search, "ef", args.efs)
+    yield "faiss-ivf-flat", Search(faiss_ivf(reps), faiss_ivf_search, "nprobe", args.nprobes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=REPO / "runs/stream-bench/model-beauty")
     parser.add_argument("--dataset", default="beauty")
     parser.add_argument("--items", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--efs", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--nprobes", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--catalogues", nargs="+", choices=CATALOGUES, default=list(CATALOGUES))
     parser.add_argument("--out", type=Path, default=REPO / "docs/results/ann-probe.json")
     args = parser.parse_args()
@@ -95,35 +181,20 @@ def main() -> None:
         exact = np.argpartition(-scores, K, axis=1)[:, :K]  # recall compares sets
         del scores
         wanted = K + item_seq.shape[1] + 2
-        faiss.omp_set_num_threads(2)
-        index = faiss.IndexHNSWFlat(reps.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 64
-        build_s, _ = timed(index.add, reps)
-        faiss.omp_set_num_threads(1)
-        for ef in args.efs:
-            index.hnsw.efSearch = ef
-            seconds, (_, found) = timed(index.search, hidden, wanted)
-            rows.append({"library": "faiss-hnsw", "catalogue": kind, "items": n_items,
-                         "build_s": round(build_s, 1), "ef": ef,
-                         "us_per_event": round(seconds / len(hidden) * 1e6, 1),
-                         "recall_at_10": round(recall(masked_top_k(found, item_seq), exact), 4)})
-            print(rows[-1], flush=True)
-        del index
-        graph = Index(ndim=reps.shape[1], metric="ip", connectivity=32, expansion_add=64)
-        build_s, _ = timed(graph.add, np.arange(n_items), reps, threads=2)
-        for ef in args.efs:
-            graph.expansion_search = ef
-            seconds, matches = timed(graph.search, hidden, wanted, threads=1)
-            rows.append({"library": "usearch-hnsw", "catalogue": kind, "items": n_items,
-                         "build_s": round(build_s, 1), "ef": ef,
-                         "us_per_event": round(seconds / len(hidden) * 1e6, 1),
-                         "recall_at_10": round(recall(masked_top_k(matches.keys, item_seq), exact), 4)})
-            print(rows[-1], flush=True)
+        context = {"catalogue": kind, "items": n_items}
+        for library, search in indexes(reps, args):
+            for setting, value in search.settings:
+                seconds, found = timed(search, hidden, wanted, value)
+                rows.append({"library": library, **context, "build_s": round(search.build_s, 1),
+                             setting: value, "us_per_event": round(seconds / len(hidden) * 1e6, 1),
+                             "recall_at_10": round(recall(masked_top_k(found, item_seq), exact), 4)})
+                print(rows[-1], flush=True)
     args.out.write_text(json.dumps({
         "commit": git_commit(), "machine": machine(), "load_average": os.getloadavg(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": str(args.checkpoint),
         "versions": {"faiss": faiss.__version__, "usearch": usearch.__version__},
         "queries": len(hidden), "k": K, "hnsw": {"connectivity": 32, "expansion_add": 64},
+        "ivf": {"lists": IVF_LISTS},
         "rows": rows}, indent=2) + "\n")
 
 

@@ -48,14 +48,17 @@ import logging
 import os
 import platform
 import statistics
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import orjson
 import torch
 from broker_latency import describe_broker  # this folder
+from relay import RelayProcess  # this folder
 
 from amsrm.settings import StreamSettings
 from amsrm_core.checkpoint import load_checkpoint
@@ -71,6 +74,7 @@ from streams.local.broker import ENGINES, BrokerEngine, engine_settings, make_br
 from streams.local.checkpoints import ensure_checkpoint
 from streams.local.measure import Measurement
 from streams.local.stack import LocalStack
+from streams.local.worker_process import WorkerProcess, wait_for_split
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURED_SETTINGS = ("partitions", "output_partitions", "store_url", "table_standby_replicas", "top_k",
@@ -91,6 +95,7 @@ class Plan:
     warmup_s: float = 2.0
     backlog_rate: float = 1000.0
     worker_cpus: list[int] | None = None  # pin each worker (and its scoring process) to these cores
+    workers: int = 1  # workers of one group in each throughput run
     window_length: int = 30  # the model's n, for the window lengths reported
 
 
@@ -136,6 +141,8 @@ def window_lengths(events: list[dict], n: int, skip: int = 0) -> dict[str, float
             "p90": statistics.quantiles(measured, n=10)[-1]}
 
 
+SPLIT = ("event_to_publish_ms", "publish_to_receipt_ms")  # a recommendation's path in two
+RELAY = "relay"  # not a worker: bench/relay.py, two plain aiokafka hops
 AGENT_SETTING = {"passthrough": "streams.local.passthrough"}  # variant name → AMSRM_AGENT
 
 
@@ -192,6 +199,8 @@ async def offered_rate(settings: StreamSettings, events: list[dict], rate: float
     return {"offered_per_s": rate, "sent_per_s": round(sent.events_per_s, 1), "events": len(events),
             "received": measurement.received, "completed_per_s": round(measurement.throughput(trim=0.0), 1),
             "latency_ms": measurement.percentiles(skip=0.1),
+            "event_to_publish_ms": measurement.percentiles(skip=0.1, of="to_publish_ms"),
+            "publish_to_receipt_ms": measurement.percentiles(skip=0.1, of="from_publish_ms"),
             "latency_ms_per_2s": measurement.percentiles_per_slice(max(1, int(rate * 2)))}
 
 
@@ -213,12 +222,12 @@ def cpu_seconds(pid: int | None) -> tuple[float, float]:
     return own, children
 
 
-def cpu_use(broker: BrokerEngine, worker_pid: int | None) -> dict[str, float]:
-    """CPU seconds so far of the broker, the worker process (its event loop), the worker's children
-    (its scoring process), and this process."""
-    worker, scoring = cpu_seconds(worker_pid)
-    return {"broker": sum(cpu_seconds(broker.pid)), "worker": worker, "scoring": scoring,
-            "benchmark": time.process_time()}
+def cpu_use(broker: BrokerEngine, worker_pids: list[int | None]) -> dict[str, float]:
+    """CPU seconds so far of the broker, the worker processes (their event loops), the workers'
+    children (their scoring processes), and this process."""
+    per_worker = [cpu_seconds(pid) for pid in worker_pids]
+    return {"broker": sum(cpu_seconds(broker.pid)), "worker": sum(own for own, _ in per_worker),
+            "scoring": sum(children for _, children in per_worker), "benchmark": time.process_time()}
 
 
 def fresh_broker(engine: str, workdir: Path) -> BrokerEngine:
@@ -262,8 +271,10 @@ class Variant:
 
 def throughput_run(variant: Variant, source: EventSource, plan: Plan, workdir: Path, model: Path,
                    backlog_latency: bool) -> dict:
-    """A fresh broker, topics and worker draining a preloaded backlog; optionally then the latency
-    phase at the backlog rate on those full topics (Tansu's slow-down, same run)."""
+    """A fresh broker, topics and ``plan.workers`` workers draining a backlog; optionally then the
+    latency phase at the backlog rate on those full topics (Tansu's slow-down, same run).  One
+    worker starts on a preloaded backlog; several first split the partitions (a rebalance is not
+    what is measured), then the backlog is sent while they drain it."""
     n = variant.events or plan.throughput_events
     with contextlib.ExitStack() as stacks:
         broker = stacks.enter_context(fresh_broker(variant.engine, workdir))
@@ -271,15 +282,26 @@ def throughput_run(variant: Variant, source: EventSource, plan: Plan, workdir: P
                                    variant.recovery_safe)
         asyncio.run(create_topics(settings))
         events = source.take(n)
-        asyncio.run(preload(settings, events))
+        if plan.workers == 1:
+            asyncio.run(preload(settings, events))
         stack = stacks.enter_context(LocalStack(settings, workdir, broker=broker, worker_cpus=pinned(plan),
                                                 recovery_safe=variant.recovery_safe))
-        worker_pid = stack.worker.pid if stack.worker else None
-        before = cpu_use(broker, worker_pid)
+        more = [stacks.enter_context(more_worker(stack, i)) for i in range(1, plan.workers)]
+        workers = [w for w in (stack.worker, *more) if w is not None]
+        pids = [w.pid for w in workers]
+        before = cpu_use(broker, pids)
+        if plan.workers > 1:
+            wait_for_split(workers, stack.settings.partitions)
+            before = cpu_use(broker, pids)
+            preloading = threading.Thread(target=asyncio.run, args=(preload(stack.settings, events),))
+            preloading.start()
         result = asyncio.run(drain(stack.settings, n))
-        after = cpu_use(broker, worker_pid)
+        if plan.workers > 1:
+            preloading.join()
+        after = cpu_use(broker, pids)
         # per event drained; the broker's share includes serving the benchmark's producer and consumer
         result["cpu_us_per_event"] = {name: round((after[name] - before[name]) / n * 1e6) for name in after}
+        result["workers"] = plan.workers
         result["window_length"] = window_lengths(events, plan.window_length)
         log.info("%s on %s throughput: %s", variant.name, variant.engine, result)
         if backlog_latency:
@@ -288,6 +310,18 @@ def throughput_run(variant: Variant, source: EventSource, plan: Plan, workdir: P
             log.info("%s at %s ev/s after the backlog: %s", variant.name, plan.backlog_rate,
                      result["latency_after_backlog"])
     return result
+
+
+@contextlib.contextmanager
+def more_worker(stack: LocalStack, index: int) -> Iterator[WorkerProcess]:
+    """Another worker of the stack's group (own data directory and log), stopped on exit."""
+    settings = stack.settings.replace(data_dir=f"{stack.settings.data_dir}-{index}")
+    worker = WorkerProcess(settings, stack.workdir / f"worker-{settings.app_id}-{index}.log",
+                           stack.worker_cpus).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
 
 
 def measure_throughput(variants: list[Variant], source: EventSource, plan: Plan, workdir: Path,
@@ -314,12 +348,27 @@ def measure_latency(engine: str, agents: dict[str, tuple[str, StreamSettings]], 
     out: dict[str, dict[str, dict]] = {name: {} for name in agents}
     for rate in plan.rates:
         for name, (agent, settings) in agents.items():
-            with fresh_broker(engine, workdir) as broker, LocalStack(
-                    settings_for(settings, agent, workdir, model), workdir, broker=broker,
-                    worker_cpus=pinned(plan)) as stack:
-                out[name][str(int(rate))] = latency_phase(stack.settings, source, rate, plan)
+            with fresh_broker(engine, workdir) as broker, relay_or_worker(
+                    settings_for(settings, agent, workdir, model), agent, workdir, broker, plan) as running:
+                out[name][str(int(rate))] = latency_phase(running, source, rate, plan)
             log.info("%s on %s at %s ev/s: %s", name, engine, rate, out[name][str(int(rate))])
     return out
+
+
+@contextlib.contextmanager
+def relay_or_worker(settings: StreamSettings, agent: str, workdir: Path, broker: BrokerEngine,
+                    plan: Plan) -> Iterator[StreamSettings]:
+    """A started worker (LocalStack) or, for ``relay``, the two plain aiokafka hops of bench/relay.py
+    on the same broker; yields the settings to offer events with.  The relay has no readiness
+    check: the latency phase's warm-up waits for its outputs, so it has joined its group by then."""
+    if agent != RELAY:
+        with LocalStack(settings, workdir, broker=broker, worker_cpus=pinned(plan)) as stack:
+            yield stack.settings
+        return
+    settings = engine_settings(settings, broker)
+    asyncio.run(create_topics(settings))
+    with RelayProcess(settings, workdir / "relay.log"):
+        yield settings
 
 
 def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: Plan,
@@ -340,6 +389,7 @@ def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: 
             Variant("recommend_faust_handoff", "recommend", headline.replace(eager_dispatch=False)),
             Variant("recommend_scoring_thread", "recommend", headline.replace(scoring_process=False)),
             Variant("recommend_gc_defaults", "recommend", headline.replace(gc_tuning=False)),
+            Variant("recommend_no_samples", "recommend", headline.replace(publish_samples=False)),
             Variant("recommend_recovery_safe", "recommend", headline, recovery_safe=True, runs=1,
                     events=plan.recovery_safe_events)]
     return [dataclasses.replace(v, engine=engine) for v in variants
@@ -367,9 +417,10 @@ def measure_engine(engine: str, setup: Setup) -> dict:
     variants = variants_of(setup.base, setup.scoring, setup.plan, setup.baselines, engine)
     throughput = measure_throughput(variants, source, setup.plan, setup.workdir, setup.model)
     agents = {"passthrough": ("passthrough", setup.base),
-              **{f"recommend-{d}": ("recommend", s) for d, s in setup.scoring.items()}}
+              **{f"recommend-{d}": ("recommend", s) for d, s in setup.scoring.items()},
+              RELAY: (RELAY, setup.base)}
     latency = measure_latency(engine, agents, source, setup.plan, setup.workdir, setup.model)
-    runs = {name: {"throughput": throughput.pop(name), "latency": latency[name]} for name in latency}
+    runs = {name: {"throughput": throughput.pop(name, None), "latency": latency[name]} for name in latency}
     return engine_result(engine, setup, runs, baselines=throughput)  # what is left: the baselines
 
 
@@ -394,6 +445,9 @@ def engine_result(engine: str, setup: Setup, runs: dict[str, dict], baselines: d
         "ratio_to_passthrough": round(rec_eps / pass_eps, 3) if pass_eps else None,
         "latency_ms": latencies(recommend),
         "passthrough_latency_ms": latencies(passthrough),
+        "relay_latency_ms": latencies(runs[RELAY]),  # two plain aiokafka hops: the floor
+        "latency_split_ms": {rate: {part: r[part] for part in SPLIT}
+                             for rate, r in recommend["latency"].items()},
         "latency_after_backlog_ms": {
             name: run["throughput"]["runs"][-1]["latency_after_backlog"]["latency_ms"]
             for name, run in (("passthrough", passthrough), ("recommend", recommend))},
@@ -428,6 +482,8 @@ def main() -> None:
                         help="partitions of every topic (Tansu slows down as partitions fill)")
     parser.add_argument("--devices", nargs="+", default=["cpu"],
                         help="scoring devices of the scoring agent: the first is the headline, e.g. cpu cuda")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="workers of one group in each throughput run (they split the partitions first)")
     parser.add_argument("--worker-cpus", type=int, nargs="+",
                         help="pin each worker to these cores (run the benchmark itself on the others)")
     parser.add_argument("--no-baselines", action="store_true",
@@ -440,7 +496,7 @@ def main() -> None:
                 args.throughput_events // 2)
     if args.quick:
         plan = Plan(3000, 1, [250, 1000], 4.0, 1500)
-    plan.worker_cpus = args.worker_cpus
+    plan.worker_cpus, plan.workers = args.worker_cpus, args.workers
 
     load_before = os.getloadavg()
     commit = git_commit()  # before the run writes its result file into the tree
@@ -466,7 +522,7 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     shown = ("events_per_s", "passthrough_events_per_s", "ratio_to_passthrough", "latency_ms",
              "passthrough_latency_ms", "latency_after_backlog_ms", "events_per_s_by_device",
-             "latency_ms_by_device", "baselines_events_per_s")
+             "latency_ms_by_device", "baselines_events_per_s", "relay_latency_ms", "latency_split_ms")
     print(json.dumps({engine: {k: r[k] for k in shown} for engine, r in engines.items()}, indent=2))
     print(f"wrote {args.out}")
 

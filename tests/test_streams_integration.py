@@ -31,7 +31,7 @@ from streams.clients.admin import create_topics
 from streams.clients.subscriber import read_until
 from streams.local.broker import BrokerEngine, engine_settings
 from streams.local.checkpoints import ensure_checkpoint
-from streams.local.worker_process import WorkerProcess
+from streams.local.worker_process import WorkerError, WorkerProcess, wait_for_split
 from streams.worker.processing import REASON_HEADER, WORKER_HEADER
 from streams.worker.state import UserWindow
 
@@ -282,17 +282,10 @@ def test_two_workers_split_partitions(broker, checkpoint, small_synthetic, tmp_p
 
 def split_assignment(workers: list[WorkerProcess], partitions: int) -> None:
     """Wait until the workers hold disjoint, non-empty partition sets covering the topic."""
-    import time
-
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        assigned = [w.assignment() for w in workers]
-        if all(assigned) and sorted(p for a in assigned for p in a) == list(range(partitions)):
-            for w in workers:
-                w.wait_ready(TIMEOUT_S)
-            return
-        time.sleep(0.2)
-    pytest.fail(f"partitions never split: {[w.assignment() for w in workers]}")
+    try:
+        wait_for_split(workers, partitions, TIMEOUT_S)
+    except WorkerError as e:
+        pytest.fail(str(e))
 
 
 def test_cli_topics_produce_and_subscribe(broker, monkeypatch, capsys, tmp_path):

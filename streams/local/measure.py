@@ -2,8 +2,10 @@
 
 Latency is the consumer's receive time minus the event's timestamp; the producers
 stamp each event with its send time, so this is the full path producer → broker →
-worker → broker → consumer (one host, one clock).  Duplicates (at-least-once
-redelivery) are counted, not measured twice.
+worker → broker → consumer (one host, one clock).  A recommendation also carries the time
+the worker published it, which splits that path in two: event → publish (the input hop, the
+micro-batch wait, scoring) and publish → receipt (produce, the output hop).  Duplicates
+(at-least-once redelivery) are counted, not measured twice.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Measurement:
     duplicates: int = 0
     fallbacks: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    to_publish_ms: list[float] = field(default_factory=list)  # event → the worker's publish
+    from_publish_ms: list[float] = field(default_factory=list)  # publish → receipt here
     receive_ms: list[int] = field(default_factory=list)
     event_ids: set[str] = field(default_factory=set)
 
@@ -40,12 +44,17 @@ class Measurement:
         self.fallbacks += bool(value.get("fallback"))
         event_time = value["event_time_ms"] if "event_time_ms" in value else value["timestamp"]
         self.latencies_ms.append(now_ms - event_time)
+        if "publish_time_ms" in value:
+            self.to_publish_ms.append(value["publish_time_ms"] - event_time)
+            self.from_publish_ms.append(now_ms - value["publish_time_ms"])
         self.receive_ms.append(now_ms)
         return value
 
-    def percentiles(self, skip: float = 0.0) -> dict[str, float]:
-        """p50/p95/p99 in ms, optionally without the first ``skip`` fraction (warm-up)."""
-        values = self.latencies_ms[int(len(self.latencies_ms) * skip):]
+    def percentiles(self, skip: float = 0.0, of: str = "latencies_ms") -> dict[str, float]:
+        """p50/p95/p99 in ms of ``of`` (the full path, or ``to_publish_ms`` / ``from_publish_ms``),
+        optionally without the first ``skip`` fraction (warm-up)."""
+        series = getattr(self, of)
+        values = series[int(len(series) * skip):]
         if not values:
             return {f"p{p}": float("nan") for p in PERCENTILES}
         return {f"p{p}": round(float(np.percentile(values, p)), 1) for p in PERCENTILES}

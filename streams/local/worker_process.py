@@ -127,3 +127,17 @@ class WorkerProcess:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def wait_for_split(workers: list[WorkerProcess], partitions: int, timeout_s: float = 60.0) -> None:
+    """Block until the workers of one group hold disjoint, non-empty partition sets covering the
+    topic after their latest rebalance, and each says Ready."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assigned = [w.assignment() for w in workers]
+        if all(assigned) and sorted(p for a in assigned for p in a or []) == list(range(partitions)):
+            for w in workers:
+                w.wait_ready(max(1.0, deadline - time.monotonic()))
+            return
+        time.sleep(0.2)
+    raise WorkerError(f"partitions never split within {timeout_s}s: {[w.assignment() for w in workers]}")
