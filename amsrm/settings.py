@@ -51,6 +51,9 @@ class StreamSettings:
     model_path: str = setting("runs/stream-model", "checkpoint directory the worker scores with")
     top_k: int = setting(10, "items per recommendation")
     exclude_window: bool = setting(True, "never recommend an item that is in the user's scored window")
+    topk_index: str = setting("exact", "Top-K over the catalogue: exact, or an approximate index (ivf, hnsw; "
+                              "needs faiss, the [ann] extra) for catalogues of ~1M items; docs/BENCHMARKS.md")
+    topk_index_probes: int = setting(32, "IVF lists scanned per query (ivf), or the search width (hnsw)")
     device: str = setting("cpu", "torch device for scoring: cpu, cuda or cuda:N")
     torch_threads: int = setting(1, "torch CPU threads per worker; keep 1 when workers share cores")
     scoring_process: bool = setting(True, "score in a child process (true) or a thread of the worker "

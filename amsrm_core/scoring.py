@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from amsrm.errors import ConfigError
+from amsrm_core.candidates import CandidateIndex, IndexOptions, build_index, rank_candidates
 from amsrm_core.checkpoint import LoadedCheckpoint, load_checkpoint
 from amsrm_core.files import write_atomically
 from amsrm_core.models.base import Recommender
@@ -161,7 +164,8 @@ class Scorer:
 
     def __init__(self, checkpoint: LoadedCheckpoint, k: int = 10, exclude_window: bool = True,
                  device: str | torch.device = "cpu", popularity: np.ndarray | None = None,
-                 traced: bool = True, group_by_length: bool | None = None) -> None:
+                 traced: bool = True, group_by_length: bool | None = None,
+                 index: IndexOptions | None = None) -> None:
         self.device = torch.device(device)
         # on a CPU the padding costs arithmetic; on an accelerator it is nearly free and every group
         # costs a launch sequence and a host sync (docs/BENCHMARKS.md, "Scoring on a GPU")
@@ -185,6 +189,23 @@ class Scorer:
             # numpy's BLAS would start a thread per core: give it torch's thread count
             threadpool_limits(torch.get_num_threads(), user_api="blas")
         self._kernel = self._trace() if traced and self._item_reps is not None else None
+        self._index = self._build_index(index or IndexOptions())
+
+    def _build_index(self, options: IndexOptions) -> CandidateIndex | None:
+        """An approximate Top-K index over the frozen item representations (amsrm_core.candidates);
+        only on the CPU path, where the exact product is numpy's."""
+        if options.kind == "exact":
+            return None
+        if self._item_reps_t is None:
+            model = type(self.model).__name__
+            raise ConfigError(f"a {options.kind} Top-K index needs the CPU scorer of a model with the base"
+                              f" class's full_sort_predict (device {self.device}, {model})")
+        started = time.perf_counter()
+        self._item_rows = np.ascontiguousarray(self._item_reps_t.T)  # (n_items, H): rows to gather
+        index = build_index(self._item_rows, options)
+        log.info("%s Top-K index over %d items built in %.1fs", options.kind, len(self._item_rows),
+                 time.perf_counter() - started)
+        return index
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, **options) -> Scorer:
@@ -358,8 +379,21 @@ class Scorer:
                      for name in ("item_seq", "behaviour_seq", "user")]
         if self._item_reps_t is None:
             return self._ranked(*self._kernel(*on_device))
-        scores = self._product(self._kernel(*on_device))  # a fresh array: masked in place
+        hidden = self._kernel(*on_device)
+        if self._index is not None:
+            return self._index_top_k(hidden.detach().float().numpy(), on_device[0].numpy())
+        scores = self._product(hidden)  # a fresh array: masked in place
         return self._top_k(mask_(scores, on_device[0], self.exclude_window))
+
+    def _index_top_k(self, hidden: np.ndarray, item_seq: np.ndarray) -> list[Ranked]:
+        """Top-K among the index's candidates, scored exactly (amsrm_core.candidates); enough of
+        them that K remain after the window's items, padding and unknown are masked."""
+        assert self._index is not None
+        always = np.broadcast_to(np.array([PAD, UNKNOWN]), (len(item_seq), 2))
+        excluded = np.hstack([item_seq, always]) if self.exclude_window else np.ascontiguousarray(always)
+        candidates = self._index.search(hidden, self.k + excluded.shape[1])
+        values, indices = rank_candidates(hidden, self._item_rows, candidates, excluded, self.k)
+        return self._ranked(torch.from_numpy(values), torch.from_numpy(indices))
 
     def _top_k(self, scores: torch.Tensor, fallback: str | None = None) -> list[Ranked]:
         return self._ranked(*torch.topk(scores, self.k, dim=1), fallback)

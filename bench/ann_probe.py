@@ -10,7 +10,7 @@ of one search of K + window + 2 candidates (1 thread, batch of 512) and recall@1
 result against the exact masked Top-10.  The two catalogues bracket what a real one does to an
 index: Gaussian items have no structure, clustered ones much.
 
-    pip install -e '.[ann]'
+    pip install -e '.[ann-probe]'
     python bench/ann_probe.py --items 100000 1000000   # → docs/results/ann-probe.json
 """
 

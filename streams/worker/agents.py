@@ -15,6 +15,7 @@ import torch
 
 from amsrm.errors import ConfigError
 from amsrm.settings import StreamSettings
+from amsrm_core.candidates import IndexOptions
 from amsrm_core.registry import LoadedVersion, ModelRegistry
 from amsrm_core.retraining.watch import ModelWatcher, serve_current
 from amsrm_core.scoring import Scorer, release
@@ -35,7 +36,9 @@ STATS_EVERY_S = 10.0
 
 
 def scorer_options(settings: StreamSettings) -> dict:
-    return {"k": settings.top_k, "exclude_window": settings.exclude_window, "device": settings.device}
+    index = IndexOptions(settings.topk_index, settings.topk_index_probes, settings.torch_threads)
+    return {"k": settings.top_k, "exclude_window": settings.exclude_window, "device": settings.device,
+            "index": index}
 
 
 def start_scorer(settings: StreamSettings, load: Callable[[], Scorer]) -> Scorer | ProcessScorer:
