@@ -199,8 +199,10 @@ async def offered_rate(settings: StreamSettings, events: list[dict], rate: float
     return {"offered_per_s": rate, "sent_per_s": round(sent.events_per_s, 1), "events": len(events),
             "received": measurement.received, "completed_per_s": round(measurement.throughput(trim=0.0), 1),
             "latency_ms": measurement.percentiles(skip=0.1),
-            "event_to_publish_ms": measurement.percentiles(skip=0.1, of="to_publish_ms"),
-            "publish_to_receipt_ms": measurement.percentiles(skip=0.1, of="from_publish_ms"),
+            # only recommendations carry their publish time (not the passthrough's or relay's copies)
+            **({"event_to_publish_ms": measurement.percentiles(skip=0.1, of="to_publish_ms"),
+                "publish_to_receipt_ms": measurement.percentiles(skip=0.1, of="from_publish_ms")}
+               if measurement.to_publish_ms else {}),
             "latency_ms_per_2s": measurement.percentiles_per_slice(max(1, int(rate * 2)))}
 
 
