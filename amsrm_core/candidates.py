@@ -22,23 +22,24 @@ import numpy as np
 
 from amsrm.errors import ConfigError
 
-KINDS = ("exact", "ivf", "hnsw")
+KINDS = ("exact", "hnsw")
+CONNECTIVITY, EXPANSION_ADD = 32, 64  # HNSW's M and efConstruction, as bench/ann_probe.py measured
 
 
 @dataclass(frozen=True)
 class IndexOptions:
-    """``kind``: exact (no index), ivf (faiss IVF-flat on the inner product) or hnsw (faiss HNSW
-    in L2 on the augmented catalogue).  ``probes``: IVF lists scanned, or the HNSW search width."""
+    """``kind``: exact (no index) or hnsw (faiss HNSW on the inner product).  ``probes``: the
+    search width (efSearch); ``threads``: faiss's threads per search."""
 
     kind: str = "exact"
-    probes: int = 32
+    probes: int = 128
     threads: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"the Top-K index must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.probes < 1:
-            raise ConfigError(f"the Top-K index's probes must be >= 1, got {self.probes}")
+            raise ConfigError(f"the Top-K index's search width must be >= 1, got {self.probes}")
 
 
 class CandidateIndex(Protocol):
@@ -55,68 +56,30 @@ def _faiss():
     return faiss
 
 
-def ivf_lists(n_items: int) -> int:
-    """About 4·sqrt(n) lists (faiss's guideline), at least 1 and at most n/39 (each list trained on ≥ 39)."""
-    return int(max(1, min(4 * np.sqrt(n_items), n_items // 39)))
-
-
-class IvfIndex:
-    """IVF-flat on the inner product: ``probes`` of the lists nearest each query are scanned exactly."""
-
-    def __init__(self, item_reps: np.ndarray, options: IndexOptions) -> None:
-        faiss = _faiss()
-        self._faiss = faiss
-        n, dim = item_reps.shape
-        lists = ivf_lists(n)
-        quantizer = faiss.IndexFlatIP(dim)
-        self.index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(0).choice(n, min(n, 64 * lists), replace=False)
-        self.index.train(item_reps[np.sort(sample)])
-        self.index.add(item_reps)
-        self.index.nprobe = min(options.probes, lists)
-        self.threads = options.threads
-
-    def search(self, hidden: np.ndarray, wanted: int) -> np.ndarray:
-        self._faiss.omp_set_num_threads(self.threads)
-        return self.index.search(hidden, wanted)[1]
-
-
 class HnswIndex:
-    """HNSW in L2 over items given a last coordinate sqrt(M² − |x|²) (M the largest norm) and
-    queries a 0: then |q − x|² = |q|² + M² − 2 q·x, so the nearest item is the largest inner product
-    (a graph index on the raw inner product, which is not a metric, finds far fewer of them)."""
+    """faiss HNSW on the inner product: a graph searched ``probes`` candidates wide (efSearch).
+    bench/ann_probe.py chose it: against IVF-flat and HNSW in L2 on a catalogue augmented so that
+    the nearest item is the largest inner product, it had the best recall at each cost."""
 
     def __init__(self, item_reps: np.ndarray, options: IndexOptions) -> None:
         faiss = _faiss()
         self._faiss = faiss
-        self.index = faiss.IndexHNSWFlat(item_reps.shape[1] + 1, 32, faiss.METRIC_L2)
-        self.index.hnsw.efConstruction = 64
-        self.index.add(augmented(item_reps))
-        self.index.hnsw.efSearch = options.probes
-        self.threads = options.threads
+        faiss.omp_set_num_threads(max(1, options.threads))
+        self.index = faiss.IndexHNSWFlat(item_reps.shape[1], CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = EXPANSION_ADD
+        self.index.add(item_reps)
+        self.probes, self.threads = options.probes, options.threads
 
     def search(self, hidden: np.ndarray, wanted: int) -> np.ndarray:
         self._faiss.omp_set_num_threads(self.threads)
-        self.index.hnsw.efSearch = max(self.index.hnsw.efSearch, wanted)  # HNSW returns at most ef
-        queries = np.hstack([hidden, np.zeros((len(hidden), 1), np.float32)])
-        return self.index.search(queries, wanted)[1]
-
-
-def augmented(item_reps: np.ndarray) -> np.ndarray:
-    """(n, H + 1): the maximum inner product search as a nearest neighbour one (``HnswIndex``)."""
-    norms = np.linalg.norm(item_reps, axis=1)
-    extra = np.sqrt(np.maximum(norms.max() ** 2 - norms ** 2, 0.0))[:, None]
-    return np.ascontiguousarray(np.hstack([item_reps, extra]), dtype=np.float32)
+        self.index.hnsw.efSearch = max(self.probes, wanted)  # HNSW returns at most efSearch items
+        return self.index.search(np.ascontiguousarray(hidden, dtype=np.float32), wanted)[1]
 
 
 def build_index(item_reps: np.ndarray, options: IndexOptions) -> CandidateIndex | None:
     """The index ``options`` ask for over (n_items, H) float32 representations; None for exact."""
     item_reps = np.ascontiguousarray(item_reps, dtype=np.float32)
-    if options.kind == "ivf":
-        return IvfIndex(item_reps, options)
-    if options.kind == "hnsw":
-        return HnswIndex(item_reps, options)
-    return None
+    return HnswIndex(item_reps, options) if options.kind == "hnsw" else None
 
 
 def rank_candidates(hidden: np.ndarray, item_reps: np.ndarray, candidates: np.ndarray,
