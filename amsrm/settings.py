@@ -51,9 +51,9 @@ class StreamSettings:
     model_path: str = setting("runs/stream-model", "checkpoint directory the worker scores with")
     top_k: int = setting(10, "items per recommendation")
     exclude_window: bool = setting(True, "never recommend an item that is in the user's scored window")
-    topk_index: str = setting("exact", "Top-K over the catalogue: exact, or an approximate index (ivf, hnsw; "
-                              "needs faiss, the [ann] extra) for catalogues of ~1M items; docs/BENCHMARKS.md")
-    topk_index_probes: int = setting(32, "IVF lists scanned per query (ivf), or the search width (hnsw)")
+    topk_index: str = setting("exact", "Top-K over the catalogue: exact, or hnsw, an approximate index "
+                              "(faiss, the [ann] extra) for catalogues of ~1M items; docs/BENCHMARKS.md")
+    topk_index_probes: int = setting(128, "the hnsw index's search width (efSearch): recall against cost")
     device: str = setting("cpu", "torch device for scoring: cpu, cuda or cuda:N")
     torch_threads: int = setting(1, "torch CPU threads per worker; keep 1 when workers share cores")
     scoring_process: bool = setting(True, "score in a child process (true) or a thread of the worker "
@@ -98,7 +98,7 @@ class StreamSettings:
         "commit in one transaction; read outputs with isolation.level=read_committed)")
     eager_dispatch: bool = setting(True, "hand fetched messages to the agent without a task per message "
                                    "(streams.faust_ext); false = Faust's own hand-off")
-    event_loop: str = setting("asyncio", "the worker's event loop: asyncio or uvloop (python -m streams "
+    event_loop: str = setting("uvloop", "the worker's event loop: uvloop or asyncio (python -m streams "
                               "worker passes it to Faust's --loop; bench/stream_bench.py measures both)")
     log_level: str = setting("info", "log level of the workers the demo, benchmark and tests start")
     # --- operations: metrics and health endpoint, logs (docs/DEPLOY.md)
