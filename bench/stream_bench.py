@@ -373,6 +373,11 @@ def relay_or_worker(settings: StreamSettings, agent: str, workdir: Path, broker:
         yield settings
 
 
+def other_loop(base: StreamSettings) -> str:
+    """The event loop that is not the default: measured beside it (throughput and latency)."""
+    return "uvloop" if base.event_loop == "asyncio" else "asyncio"
+
+
 def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: Plan,
                 baselines: bool, engine: str = "tansu") -> list[Variant]:
     """The passthrough and the scoring agent on each device, then the in-run baselines: the
@@ -383,10 +388,10 @@ def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: 
                  for i, (d, s) in enumerate(scoring.items())]
     if baselines:
         headline = next(iter(scoring.values()))
-        other_loop = "uvloop" if base.event_loop == "asyncio" else "asyncio"
+        other = other_loop(base)
         variants += [
-            Variant(f"passthrough_{other_loop}", "passthrough", base.replace(event_loop=other_loop)),
-            Variant(f"recommend_{other_loop}", "recommend", headline.replace(event_loop=other_loop)),
+            Variant(f"passthrough_{other}", "passthrough", base.replace(event_loop=other)),
+            Variant(f"recommend_{other}", "recommend", headline.replace(event_loop=other)),
             Variant("passthrough_faust_handoff", "passthrough", base.replace(eager_dispatch=False)),
             Variant("recommend_faust_handoff", "recommend", headline.replace(eager_dispatch=False)),
             Variant("recommend_scoring_thread", "recommend", headline.replace(scoring_process=False)),
@@ -418,8 +423,11 @@ def measure_engine(engine: str, setup: Setup) -> dict:
     source = EventSource(setup.data)
     variants = variants_of(setup.base, setup.scoring, setup.plan, setup.baselines, engine)
     throughput = measure_throughput(variants, source, setup.plan, setup.workdir, setup.model)
+    device, headline = next(iter(setup.scoring.items()))
+    other = other_loop(setup.base)  # the default loop's in-run baseline for latency too
     agents = {"passthrough": ("passthrough", setup.base),
               **{f"recommend-{d}": ("recommend", s) for d, s in setup.scoring.items()},
+              f"recommend-{device}-{other}": ("recommend", headline.replace(event_loop=other)),
               RELAY: (RELAY, setup.base)}
     latency = measure_latency(engine, agents, source, setup.plan, setup.workdir, setup.model)
     runs = {name: {"throughput": throughput.pop(name, None), "latency": latency[name]} for name in latency}
@@ -448,6 +456,8 @@ def engine_result(engine: str, setup: Setup, runs: dict[str, dict], baselines: d
         "latency_ms": latencies(recommend),
         "passthrough_latency_ms": latencies(passthrough),
         "relay_latency_ms": latencies(runs[RELAY]),  # two plain aiokafka hops: the floor
+        "other_loop_latency_ms": {other_loop(setup.base): latencies(runs[f"recommend-{headline}-"
+                                                                        f"{other_loop(setup.base)}"])},
         "latency_split_ms": {rate: {part: r[part] for part in SPLIT}
                              for rate, r in recommend["latency"].items()},
         "latency_after_backlog_ms": {
@@ -484,6 +494,8 @@ def main() -> None:
                         help="partitions of every topic (Tansu slows down as partitions fill)")
     parser.add_argument("--devices", nargs="+", default=["cpu"],
                         help="scoring devices of the scoring agent: the first is the headline, e.g. cpu cuda")
+    parser.add_argument("--set", action="append", default=[], metavar="AMSRM_NAME=VALUE",
+                        help="a setting for every variant, as its environment variable (repeatable)")
     parser.add_argument("--workers", type=int, default=1,
                         help="workers of one group in each throughput run (they split the partitions first)")
     parser.add_argument("--worker-cpus", type=int, nargs="+",
@@ -506,8 +518,9 @@ def main() -> None:
     started = time.perf_counter()
     model = ensure_checkpoint(args.workdir / f"model-{data.name}", data, epochs=args.epochs)
     log.info("model ready in %.0fs", time.perf_counter() - started)
-    # production-like batching; only the partition count and each engine's work-arounds are set
-    base = StreamSettings.load({}).replace(partitions=args.partitions, output_partitions=args.partitions)
+    # production-like batching (the defaults, or --set); partition count and engine work-arounds set here
+    base = StreamSettings.load(dict(pair.split("=", 1) for pair in args.set)).replace(
+        partitions=args.partitions, output_partitions=args.partitions)
     plan.window_length = base.window_length or load_checkpoint(model).model.config.max_len
     scoring = {device: base.replace(device=device) for device in args.devices}
     setup = Setup(base, scoring, plan, data, args.workdir, model, args.epochs, not args.no_baselines)
@@ -524,7 +537,8 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     shown = ("events_per_s", "passthrough_events_per_s", "ratio_to_passthrough", "latency_ms",
              "passthrough_latency_ms", "latency_after_backlog_ms", "events_per_s_by_device",
-             "latency_ms_by_device", "baselines_events_per_s", "relay_latency_ms", "latency_split_ms")
+             "latency_ms_by_device", "baselines_events_per_s", "relay_latency_ms", "latency_split_ms",
+             "other_loop_latency_ms")
     print(json.dumps({engine: {k: r[k] for k in shown} for engine, r in engines.items()}, indent=2))
     print(f"wrote {args.out}")
 
