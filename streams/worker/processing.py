@@ -277,7 +277,7 @@ class BatchProcessor:
         self.counters.recommendations += 1
         self.observer.published(record.timestamp, recommendation.publish_time_ms)
         self.counters.fallbacks += ranked.fallback is not None
-        if self.settings.publish_samples and s.before.entries:
+        if self.settings.publish_samples and len(s.before):
             sample = LabelledSample(
                 user_id=record.user_id, event_id=record.event_id,
                 window=s.before.recent(self.window_length).public(),
