@@ -98,7 +98,7 @@ class StreamSettings:
         "commit in one transaction; read outputs with isolation.level=read_committed)")
     eager_dispatch: bool = setting(True, "hand fetched messages to the agent without a task per message "
                                    "(streams.faust_ext); false = Faust's own hand-off")
-    event_loop: str = setting("uvloop", "the worker's event loop: uvloop or asyncio (python -m streams "
+    event_loop: str = setting("asyncio", "the worker's event loop: asyncio or uvloop (python -m streams "
                               "worker passes it to Faust's --loop; bench/stream_bench.py measures both)")
     log_level: str = setting("info", "log level of the workers the demo, benchmark and tests start")
     # --- operations: metrics and health endpoint, logs (docs/DEPLOY.md)

@@ -205,7 +205,7 @@ class Consumer(faust_aiokafka.Consumer):
         """Queue the same pause / resume on aiokafka, in its thread, in call order."""
         thread = self._thread
         consumer = getattr(thread, "_consumer", None)
-        if tps and consumer is not None:
+        if tps and consumer is not None and not thread.thread_loop.is_closed():  # closed: stopping
             partitions = [aiokafka.TopicPartition(tp.topic, tp.partition) for tp in tps]
             thread.thread_loop.call_soon_threadsafe(set_fetch_paused, consumer, partitions, paused)
 
