@@ -201,11 +201,16 @@ class Scorer:
             raise ConfigError(f"a {options.kind} Top-K index needs the CPU scorer of a model with the base"
                               f" class's full_sort_predict (device {self.device}, {model})")
         started = time.perf_counter()
-        self._item_rows = np.ascontiguousarray(self._item_reps_t.T)  # (n_items, H): rows to gather
-        index = build_index(self._item_rows, options)
-        log.info("%s Top-K index over %d items built in %.1fs", options.kind, len(self._item_rows),
+        index = build_index(self._item_rows(), options)
+        log.info("%s Top-K index over %d items built in %.1fs", options.kind, self._item_reps_t.shape[1],
                  time.perf_counter() - started)
         return index
+
+    def _item_rows(self) -> np.ndarray:
+        """(n_items, H) float32: the frozen representations as rows (a view, no copy, when they are
+        float32 already, as on the CPU)."""
+        assert self._item_reps is not None
+        return self._item_reps.detach().float().contiguous().numpy()
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, **options) -> Scorer:
@@ -392,7 +397,7 @@ class Scorer:
         always = np.broadcast_to(np.array([PAD, UNKNOWN]), (len(item_seq), 2))
         excluded = np.hstack([item_seq, always]) if self.exclude_window else np.ascontiguousarray(always)
         candidates = self._index.search(hidden, self.k + excluded.shape[1])
-        values, indices = rank_candidates(hidden, self._item_rows, candidates, excluded, self.k)
+        values, indices = rank_candidates(hidden, self._item_rows(), candidates, excluded, self.k)
         return self._ranked(torch.from_numpy(values), torch.from_numpy(indices))
 
     def _top_k(self, scores: torch.Tensor, fallback: str | None = None) -> list[Ranked]:

@@ -29,6 +29,7 @@ import usearch
 from scoring_bench import real_windows  # this folder
 from usearch.index import Index
 
+from amsrm_core.candidates import CONNECTIVITY, EXPANSION_ADD  # the option's graph settings
 from amsrm_core.results import git_commit, machine
 from amsrm_core.scoring import Scorer
 
@@ -98,8 +99,8 @@ class Search:
 def faiss_hnsw(vectors: np.ndarray, metric: int):
     def build():
         faiss.omp_set_num_threads(2)
-        index = faiss.IndexHNSWFlat(vectors.shape[1], 32, metric)
-        index.hnsw.efConstruction = 64
+        index = faiss.IndexHNSWFlat(vectors.shape[1], CONNECTIVITY, metric)
+        index.hnsw.efConstruction = EXPANSION_ADD
         index.add(vectors)
         faiss.omp_set_num_threads(1)
         return index
@@ -133,7 +134,7 @@ def faiss_ivf_search(index, queries: np.ndarray, wanted: int, nprobe: int) -> np
 
 def usearch_hnsw(reps: np.ndarray):
     def build():
-        graph = Index(ndim=reps.shape[1], metric="ip", connectivity=32, expansion_add=64)
+        graph = Index(ndim=reps.shape[1], metric="ip", connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD)
         graph.add(np.arange(len(reps)), reps, threads=2)
         return graph
     return build
@@ -193,7 +194,8 @@ def main() -> None:
         "commit": git_commit(), "machine": machine(), "load_average": os.getloadavg(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": str(args.checkpoint),
         "versions": {"faiss": faiss.__version__, "usearch": usearch.__version__},
-        "queries": len(hidden), "k": K, "hnsw": {"connectivity": 32, "expansion_add": 64},
+        "queries": len(hidden), "k": K,
+        "hnsw": {"connectivity": CONNECTIVITY, "expansion_add": EXPANSION_ADD},
         "ivf": {"lists": IVF_LISTS},
         "rows": rows}, indent=2) + "\n")
 

@@ -11,7 +11,6 @@ the worker, and a consumer there measures receipt − event timestamp, as it doe
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from amsrm.settings import StreamSettings
 from producers.kafka import make_producer
 from streams.clients.subscriber import make_consumer
+from streams.local.worker_process import process_environment
 
 GROUP = "relay-floor"
 
@@ -58,10 +58,9 @@ class RelayProcess:
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> RelayProcess:
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
-        env.pop("AMSRM_CONFIG", None)
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen([sys.executable, str(Path(__file__))], env=env, stdout=log,
+            self._process = subprocess.Popen([sys.executable, str(Path(__file__))],
+                                             env=process_environment(self.settings), stdout=log,
                                              stderr=subprocess.STDOUT)
         return self
 

@@ -291,10 +291,10 @@ def throughput_run(variant: Variant, source: EventSource, plan: Plan, workdir: P
         more = [stacks.enter_context(more_worker(stack, i)) for i in range(1, plan.workers)]
         workers = [w for w in (stack.worker, *more) if w is not None]
         pids = [w.pid for w in workers]
-        before = cpu_use(broker, pids)
         if plan.workers > 1:
             wait_for_split(workers, stack.settings.partitions)
-            before = cpu_use(broker, pids)
+        before = cpu_use(broker, pids)
+        if plan.workers > 1:
             preloading = threading.Thread(target=asyncio.run, args=(preload(stack.settings, events),))
             preloading.start()
         result = asyncio.run(drain(stack.settings, n))

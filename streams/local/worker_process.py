@@ -30,6 +30,13 @@ class WorkerError(AmsrmError, RuntimeError):
     """A worker exited early or did not get ready in time."""
 
 
+def process_environment(settings: StreamSettings) -> dict[str, str]:
+    """A child process's environment: this one's, with ``settings`` as AMSRM_* variables."""
+    env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    env.pop("AMSRM_CONFIG", None)  # the settings object is already resolved
+    return env
+
+
 class WorkerProcess:
     """``python -m streams worker`` with ``settings`` in its environment and its log in a file."""
 
@@ -50,8 +57,7 @@ class WorkerProcess:
         return self._process.poll() if self._process else None
 
     def start(self) -> Self:
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
-        env.pop("AMSRM_CONFIG", None)  # the settings object is already resolved
+        env = process_environment(self.settings)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         cpus = self.cpus
