@@ -213,10 +213,10 @@ def asyncapi(settings: StreamSettings | None = None) -> dict:
             "bindings": _kafka_channel(out, s)},
         "samples": {
             "address": s.samples_topic, "title": "Labelled samples",
-            "description": f"One per valid event that has a history, unless "
-                           f"{env_name('publish_samples')}=false (setting {env_name('samples_topic')}; "
+            "description": f"One per valid event that has a history, only when "
+                           f"{env_name('samples_source')}=worker (setting {env_name('samples_topic')}; "
                            f"{env_name('output_partitions')} partitions). Read by the retraining collector "
-                           "(`amsrm collect`).",
+                           "(`amsrm collect`); by default it labels the events themselves instead.",
             "messages": {"labelledSample": _ref("#/components/messages/labelledSample")},
             "bindings": _kafka_channel(out, s)},
         "deadLetters": {
@@ -249,11 +249,15 @@ def asyncapi(settings: StreamSettings | None = None) -> dict:
                                  "The worker re-publishes an event keyed by anything but its user id."),
         "publishRecommendations": operation("send", "recommendations", "recommendation",
                                             "The worker publishes a recommendation per valid event."),
+        "collectEvents": operation("receive", "events", "behaviourEvent",
+                                   "By default the retraining collector labels every valid event itself "
+                                   "and writes it to the training store.", s.collector_group),
         "publishSamples": operation("send", "samples", "labelledSample",
-                                    "The worker publishes a labelled sample per valid event with a history."),
+                                    "With AMSRM_SAMPLES_SOURCE=worker, the worker publishes a labelled "
+                                    "sample per valid event with a history."),
         "collectSamples": operation("receive", "samples", "labelledSample",
-                                    "The retraining collector writes samples to the training store.",
-                                    s.collector_group),
+                                    "With AMSRM_SAMPLES_SOURCE=worker, the retraining collector writes "
+                                    "those samples to the training store.", s.collector_group),
         "publishDeadLetters": operation("send", "deadLetters", "deadLetter",
                                         "The worker dead-letters what it cannot process, with the reason."),
         "writeWindows": operation("send", "windowsChangelog", "window",

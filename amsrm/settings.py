@@ -63,7 +63,10 @@ class StreamSettings:
     pipeline_depth: int = setting(2, "micro-batches in flight: 2 scores one while reading the next")
     gc_tuning: bool = setting(True, "freeze the objects alive after start-up and collect young garbage "
                               "less often (streams.worker.heap): no full-GC pauses of ~100 ms in the loop")
-    publish_samples: bool = setting(True, "publish a labelled sample (window before + event) per event")
+    samples_source: str = setting(
+        "events", "where the collector's labelled samples come from: events (it reads the events topic "
+        "and labels each valid event itself; the worker publishes none) or worker (the worker publishes "
+        "one per event with its window to samples_topic, which the collector reads)")
     agent: str = setting("recommend", "which agent the worker runs: recommend, or the module path of "
                          "another agent module (the benchmark's streams.local.passthrough)")
     # --- validation of incoming events
@@ -129,6 +132,12 @@ class StreamSettings:
     gate_margin: float = setting(0.0, "promote when candidate >= current - margin (absolute)")
     gate_min_cases: int = setting(50, "fewest held-out cases for a promotion (unless no version is current)")
 
+    def __post_init__(self) -> None:
+        # a misspelt source would leave the collector reading a topic nobody writes
+        if self.samples_source not in SAMPLE_SOURCES:
+            raise ConfigError(f"{env_name('samples_source')} must be one of {SAMPLE_SOURCES}, "
+                              f"got {self.samples_source!r}")
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> StreamSettings:
@@ -176,6 +185,16 @@ class StreamSettings:
         return "read_committed" if self.processing_guarantee == "exactly_once" else "read_uncommitted"
 
     @property
+    def worker_publishes_samples(self) -> bool:
+        """Whether the worker publishes labelled samples (``samples_source``)."""
+        return self.samples_source == "worker"
+
+    @property
+    def collector_topic(self) -> str:
+        """The topic ``amsrm collect`` reads its samples from."""
+        return self.samples_topic if self.worker_publishes_samples else self.events_topic
+
+    @property
     def changelog_topic(self) -> str:
         """Name Faust gives the window table's changelog (``<app id>-<table>-changelog``)."""
         return f"{self.app_id}-windows-changelog"
@@ -193,6 +212,7 @@ TANSU_WORKAROUNDS: dict[str, Any] = {"consumer_fetch_max_wait_ms": 10, "session_
 #: batched writes); a large cost in throughput.
 TANSU_RECOVERY_WORKAROUND: dict[str, Any] = {"producer_max_batch_size": 1}
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
+SAMPLE_SOURCES = ("events", "worker")
 
 
 def describe() -> list[tuple[str, str, str, str]]:

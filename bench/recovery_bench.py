@@ -176,7 +176,7 @@ def size_settings(users: int, partitions: int, model: Path) -> StreamSettings:
                                recommendations_topic=f"{tag}-recs", samples_topic=f"{tag}-samples",
                                dead_letters_topic=f"{tag}-dead", partitions=partitions,
                                output_partitions=partitions, model_path=str(model),
-                               table_standby_replicas=0, publish_samples=False, log_level="info")
+                               table_standby_replicas=0, samples_source="events", log_level="info")
 
 
 def measure_size(broker: BrokerEngine, users: int, items: list[str], args: argparse.Namespace,

@@ -79,7 +79,7 @@ from streams.local.worker_process import WorkerProcess, wait_for_split
 REPO = Path(__file__).resolve().parents[1]
 MEASURED_SETTINGS = ("partitions", "output_partitions", "store_url", "table_standby_replicas", "top_k",
                      "exclude_window", "device", "torch_threads", "batch_max", "batch_latency_ms",
-                     "pipeline_depth", "publish_samples", "producer_max_batch_size", "producer_linger_ms",
+                     "pipeline_depth", "samples_source", "producer_max_batch_size", "producer_linger_ms",
                      "eager_dispatch",
                      "consumer_fetch_max_wait_ms", "session_timeout_s", "commit_interval_s")
 log = logging.getLogger("stream_bench")
@@ -396,7 +396,7 @@ def variants_of(base: StreamSettings, scoring: dict[str, StreamSettings], plan: 
             Variant("recommend_faust_handoff", "recommend", headline.replace(eager_dispatch=False)),
             Variant("recommend_scoring_thread", "recommend", headline.replace(scoring_process=False)),
             Variant("recommend_gc_defaults", "recommend", headline.replace(gc_tuning=False)),
-            Variant("recommend_no_samples", "recommend", headline.replace(publish_samples=False)),
+            Variant("recommend_worker_samples", "recommend", headline.replace(samples_source="worker")),
             Variant("recommend_recovery_safe", "recommend", headline, recovery_safe=True, runs=1,
                     events=plan.recovery_safe_events)]
     return [dataclasses.replace(v, engine=engine) for v in variants

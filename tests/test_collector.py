@@ -1,7 +1,9 @@
 """The training store and the collector: atomic files by event hour, deduplication, crash safety.
 
-The last test kills a real collector process (SIGKILL) on the embedded broker mid-stream
-and checks that after a restart the store holds every sample exactly once.
+Both sources of samples (``AMSRM_SAMPLES_SOURCE``): the worker's labelled samples, and the
+events themselves, labelled by the collector with the worker's validation.  The last tests kill
+a real collector process (SIGKILL) on a real broker mid-stream and check that after a restart the
+store holds every sample exactly once.
 """
 
 from __future__ import annotations
@@ -11,15 +13,27 @@ import uuid
 from collections import Counter
 from types import SimpleNamespace
 
+import numpy as np
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aiokafka import TopicPartition
-from test_retrain import T0_MS, labelled_samples, rows_of
+from test_retrain import T0_MS, events_of, labelled_samples, rows_of
 from test_streams_integration import FAST_FAILOVER, TIMEOUT_S, new_settings, produce
 
+from amsrm.errors import ConfigError
 from amsrm.settings import StreamSettings
-from amsrm_core.retraining.store import HOUR_MS, SampleError, TrainingStore, hour_dir, sample_row
+from amsrm_core.retraining.dataset import events_from_samples
+from amsrm_core.retraining.store import (
+    HOUR_MS,
+    SCHEMA,
+    SampleError,
+    TrainingStore,
+    hour_dir,
+    sample_row,
+)
+from producers.events import dataset_events, encode
 from streams.collector.service import Collector
 from streams.local.collector_process import CollectorProcess
 
@@ -87,9 +101,27 @@ def records(samples: list[dict], first_offset: int = 0) -> list[SimpleNamespace]
             for i, s in enumerate(samples)]
 
 
+def stream_events(data, count: int) -> list[tuple[bytes, bytes]]:
+    """What a replay producer sends: (key, value) per event, one a second from T0_MS."""
+    return [encode(e, T0_MS + 1000 * i) for i, e in enumerate(dataset_events(data))][:count]
+
+
+def event_records(messages: list[tuple[bytes | None, bytes]], first_offset: int = 0) -> list[SimpleNamespace]:
+    return [SimpleNamespace(topic="events", partition=0, offset=first_offset + i, key=key, value=value,
+                            timestamp=T0_MS + 1000 * (first_offset + i))
+            for i, (key, value) in enumerate(messages)]
+
+
+async def started(settings: StreamSettings, topic: str) -> tuple[Collector, FakeConsumer]:
+    collector = Collector(settings)
+    collector._consumer = consumer = FakeConsumer(topic, [0], {})
+    await collector.remember([TopicPartition(topic, 0)])
+    return collector, consumer
+
+
 async def test_a_crash_between_writing_and_committing_duplicates_nothing(tmp_path, samples):
     settings = StreamSettings.load({}, samples_topic="samples", store_dir=str(tmp_path),
-                                   collector_dedupe_ids=10)
+                                   collector_dedupe_ids=10, samples_source="worker")
     stream = records(samples[:300])
     stream += records(samples[250:260], first_offset=300)  # the worker's redelivery: same ids, new offsets
     stream.append(SimpleNamespace(topic="samples", partition=0, offset=310, value=b"{not a sample"))
@@ -108,24 +140,94 @@ async def test_a_crash_between_writing_and_committing_duplicates_nothing(tmp_pat
     assert consumer.offsets == {0: 311}  # committed only after the files
 
 
+def test_samples_labelled_from_the_events_hold_what_the_workers_samples_do(small_synthetic, tmp_path):
+    """The retrain reads events out of the store: from the events themselves it gets the same ones,
+    with the same fields, as from the worker's samples of the same stream."""
+    settings = StreamSettings.load({}, store_dir=str(tmp_path))
+    collector = Collector(settings)
+    assert collector.topic == settings.events_topic  # the default source
+    rows = [collector._label_event(r, T0_MS) for r in event_records(stream_events(small_synthetic, 2000))]
+    from_events = events_from_samples(pa.Table.from_pylist(rows, SCHEMA))
+    from_samples = events_of(labelled_samples(small_synthetic)[:2000 - small_synthetic.n_users])
+    order = np.argsort(from_events.event_ids)
+    sample_order = np.argsort(from_samples.event_ids)
+    shared = np.isin(from_events.event_ids[order], from_samples.event_ids)
+    assert shared.mean() > 0.9  # the samples stop a little earlier: they start only at a user's 2nd event
+    for name in ("event_ids", "users", "items", "behaviours", "timestamps"):
+        ours = getattr(from_events, name)[order][shared]
+        theirs = getattr(from_samples, name)[sample_order][np.isin(from_samples.event_ids[sample_order],
+                                                                   from_events.event_ids)]
+        assert list(ours) == list(theirs), name
+    for name, by_item in from_samples.item_fields.items():
+        assert all(from_events.item_fields[name][item] == values for item, values in by_item.items())
+    assert all(row["window"] == [] for row in rows)
+
+
+async def test_events_are_labelled_with_the_workers_rules_each_once(small_synthetic, tmp_path):
+    settings = StreamSettings.load({}, store_dir=str(tmp_path), collector_dedupe_ids=10)
+    messages = stream_events(small_synthetic, 300)
+    wrong_key = (b"someone-else", messages[5][1])  # the worker re-publishes it under its user id
+    stream = event_records([*messages, wrong_key, (b"u1", b"{broken"), (b"u1", b"")])
+    stream += event_records(messages[250:260], first_offset=len(stream))  # a producer's retries
+    crashed, _ = await started(settings, "events")
+    crashed._write(0, stream[:200])  # durable, then killed before the commit
+    restarted, consumer = await started(settings, "events")
+    restarted._buffer = {0: stream}
+    await restarted.flush()
+    ids = stored_ids(TrainingStore(tmp_path))
+    assert Counter(ids) == Counter(orjson.loads(v)["event_id"] for _, v in messages)  # each exactly once
+    assert (restarted.stats.duplicates, restarted.stats.invalid, restarted.stats.rekeyed) == (210, 2, 1)
+    assert consumer.offsets == {0: len(stream)}
+    future = (messages[0][0], orjson.dumps({**orjson.loads(messages[0][1]), "event_id": "late",
+                                            "timestamp": T0_MS + settings.max_clock_skew_ms + 1}))
+    assert restarted._label_event(event_records([future])[0], T0_MS * 2) is None  # by the record's time
+
+
+def test_an_unknown_samples_source_is_refused():
+    with pytest.raises(ConfigError, match="AMSRM_SAMPLES_SOURCE"):
+        StreamSettings.load({"AMSRM_SAMPLES_SOURCE": "Worker"})
+
+
 def test_collector_killed_mid_stream_keeps_every_sample_once(broker, tmp_path, samples):
     group = f"collector-{uuid.uuid4().hex[:6]}"
     settings = new_settings(broker, tmp_path, tmp_path, output_partitions=2, collector_group=group,
                             store_dir=str(tmp_path / "store"), collector_flush_rows=40, collector_flush_s=0.2,
-                            **FAST_FAILOVER)
-    to_samples = settings.replace(events_topic=settings.samples_topic)
+                            samples_source="worker", **FAST_FAILOVER)
     messages = [(s["user_id"].encode(), orjson.dumps(s)) for s in samples]
     messages += messages[700:760]  # redelivered by an at-least-once worker: same event ids, later offsets
-    store, expected = TrainingStore(settings.store_dir), Counter(s["event_id"] for s in samples)
+    kill_and_restart(settings.replace(events_topic=settings.samples_topic), settings, tmp_path, messages,
+                     Counter(s["event_id"] for s in samples))
+
+
+def test_collector_of_events_killed_mid_stream_keeps_every_valid_event_once(broker, tmp_path,
+                                                                            small_synthetic):
+    group = f"collector-{uuid.uuid4().hex[:6]}"
+    settings = new_settings(broker, tmp_path, tmp_path, collector_group=group, samples_source="events",
+                            store_dir=str(tmp_path / "store"), collector_flush_rows=40, collector_flush_s=0.2,
+                            **FAST_FAILOVER)
+    now = time.time_ns() // 1_000_000
+    events = [encode(e, now - 1000 * (1500 - i)) for i, e in enumerate(dataset_events(small_synthetic))]
+    events = events[:1500]
+    messages = [*events[:800], (b"not-the-user", events[3][1]), (events[4][0], b"{not json"),
+                *events[700:760], *events[800:]]  # a mis-keyed event, a bad one, a producer's retries
+    kill_and_restart(settings, settings, tmp_path, messages,
+                     Counter(orjson.loads(value)["event_id"] for _, value in events))
+
+
+def kill_and_restart(to_input: StreamSettings, settings: StreamSettings, tmp_path, messages: list,
+                     expected: Counter) -> None:
+    """Produce ``messages`` to ``to_input``'s events topic, SIGKILL the collector mid-stream, restart it:
+    the store must hold exactly ``expected``."""
+    store = TrainingStore(settings.store_dir)
     first = CollectorProcess(settings, tmp_path / "collector-0.log").start()
     try:
         first.wait_ready(TIMEOUT_S)
-        produce(to_samples, messages[:900])
+        produce(to_input, messages[:900])
         wait_for(lambda: len(stored_ids(store)) >= 200)
     finally:
         first.kill()  # SIGKILL: no flush, no commit, maybe half a file
     killed_at = len(stored_ids(store))
-    produce(to_samples, messages[900:])
+    produce(to_input, messages[900:])
     with CollectorProcess(settings, tmp_path / "collector-1.log") as second:
         second.wait_ready(TIMEOUT_S)
         wait_for(lambda: set(stored_ids(store)) >= set(expected))

@@ -28,11 +28,11 @@ from test_streams_integration import (  # noqa: F401 (checkpoint: a fixture)
 from amsrm.settings import StreamSettings
 from producers.events import encode
 from streams.local.worker_process import WorkerProcess
-from streams.worker.processing import REASON_HEADER, limits_of, now_ms
-from streams.worker.validation import Rejected, parse_event
+from streams.worker.processing import REASON_HEADER, now_ms
+from streams.worker.validation import Limits, Rejected, parse_event
 
 DEFAULTS = StreamSettings.load({})
-LIMITS = limits_of(DEFAULTS)
+LIMITS = Limits.of(DEFAULTS)
 NOW = now_ms()  # the worker checks event times against its own clock
 PAYLOADS = malformed(Bounds(NOW, LIMITS.max_bytes, LIMITS.min_time_ms, LIMITS.max_skew_ms))
 MALFORMED_IN_STREAM = 600

@@ -57,6 +57,8 @@ def outputs(monkeypatch, scorer):
     for name, mock in mocks.items():
         monkeypatch.setattr(agents, name, mock)
     monkeypatch.setattr(agents, "sink", lambda topic: topic)  # the mocks see the encoded sends
+    # the worker's own samples show the windows it scored (by default the collector labels the events)
+    monkeypatch.setattr(agents, "settings", agents.settings.replace(samples_source="worker"))
     return mocks
 
 
@@ -107,6 +109,16 @@ async def test_events_update_windows_and_publish(outputs, small_synthetic):
             validator.validate(orjson.loads(send["value"]))
     assert [e["item_id"] for e in decoded[-1]["window"]] == items[-6:-1]  # bounded to n = 5
     assert decoded[-1]["next_item_id"] == items[-1]
+
+
+async def test_by_default_the_worker_publishes_no_samples(outputs, small_synthetic, monkeypatch):
+    """The default samples source is the events topic (the collector labels them): no sample here."""
+    monkeypatch.setattr(agents, "settings", agents.settings.replace(samples_source="events"))
+    items = small_synthetic.item_vocab.tokens[2:6]
+    async with agents.recommend.test_context() as agent:
+        await put_history(agent, "u5", items)
+        await sent(outputs["recommendations_topic"], len(items))
+    assert outputs["samples_topic"].send.await_count == 0
 
 
 async def test_table_keeps_the_last_n_events_and_what_a_redelivery_needs(outputs, small_synthetic):

@@ -59,7 +59,8 @@ def new_settings(broker: BrokerEngine, tmp_path: Path, checkpoint: Path, recover
                    samples_topic=f"{tag}-samples", dead_letters_topic=f"{tag}-dead", partitions=4,
                    output_partitions=2, data_dir=str(tmp_path / f"{tag}-data"), model_path=str(checkpoint),
                    table_standby_replicas=0, commit_interval_s=0.5, batch_max=64,
-                   ops_port=0)  # tests that scrape the endpoint pick a free port
+                   ops_port=0,  # tests that scrape the endpoint pick a free port
+                   samples_source="worker")  # the worker's samples show the windows it scored
     base = StreamSettings.load({}, **{**options, **changes})
     settings = engine_settings(base, broker, recovery_safe)
     asyncio.run(create_topics(settings))

@@ -15,9 +15,10 @@ Why each part of that:
 - The random tag means a file is never overwritten, even when a recreated topic
   starts its offsets again from zero.
 
-One row per sample (the ``LabelledSample`` the worker publishes): the event's ids,
-item, behaviour and time, the window before it, side fields normalised to
-``name → list of strings``, and where it came from.  No torch here: the collector
+One row per sample: the event's ids, item, behaviour and time, the window before it
+(from a worker's ``LabelledSample``; empty for samples the collector labels from the
+events itself), side fields normalised to ``name → list of strings``, and where it
+came from (topic partition and offset).  No torch here: the collector
 imports this module and should start fast.
 """
 
@@ -36,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from amsrm.messages import BehaviourEvent
 from amsrm_core.files import write_atomically
 
 HOUR_MS = 3_600_000
@@ -50,7 +52,7 @@ SCHEMA = pa.schema([
     ("event_time_ms", pa.int64()),  # partitions the store
     ("item_fields", FIELDS),  # of this event's item (null from workers that do not publish them)
     ("user_fields", FIELDS),  # latest known for the user
-    ("window", pa.list_(WINDOW_ENTRY)),  # the events before this one, oldest first
+    ("window", pa.list_(WINDOW_ENTRY)),  # the events before this one, oldest first (empty: from events)
     ("source_partition", pa.int32()),
     ("source_offset", pa.int64()),
     ("collected_ms", pa.int64()),
@@ -95,14 +97,29 @@ def sample_row(sample: object, partition: int, offset: int, collected_ms: int) -
         window = [{"event_id": str(e["event_id"]), "item_id": str(e["item_id"]),
                    "behaviour": e.get("behaviour"), "timestamp": int(e["timestamp"]),
                    "item_fields": normalise_fields(e.get("item_fields"))} for e in sample["window"]]
-        return {"event_id": str(sample["event_id"]), "user_id": str(sample["user_id"]),
-                "item_id": str(sample["next_item_id"]), "behaviour": sample.get("next_behaviour"),
-                "event_time_ms": int(sample["event_time_ms"]),
-                "item_fields": normalise_fields(sample.get("next_item_fields")),
-                "user_fields": normalise_fields(sample.get("user_fields")), "window": window,
-                "source_partition": partition, "source_offset": offset, "collected_ms": collected_ms}
+        return _row(str(sample["event_id"]), str(sample["user_id"]), str(sample["next_item_id"]),
+                    sample.get("next_behaviour"), int(sample["event_time_ms"]),
+                    sample.get("next_item_fields"), sample.get("user_fields"), window, partition, offset,
+                    collected_ms)
     except (KeyError, TypeError, ValueError) as e:
         raise SampleError(f"not a labelled sample: {e!r}") from e
+
+
+def event_row(event: BehaviourEvent, partition: int, offset: int, collected_ms: int) -> dict:
+    """One store row from a validated event (``AMSRM_SAMPLES_SOURCE=events``): the event itself, with
+    an empty window, as the retrain rebuilds each user's sequence from the events by event time
+    (``amsrm_core.retraining.dataset``); its user fields are the event's own."""
+    return _row(event.event_id, event.user_id, event.item_id, event.behaviour, event.timestamp,
+                event.item_fields, event.user_fields, [], partition, offset, collected_ms)
+
+
+def _row(event_id: str, user_id: str, item_id: str, behaviour: str | None, event_time_ms: int,
+         item_fields: object, user_fields: object, window: list[dict], partition: int, offset: int,
+         collected_ms: int) -> dict:
+    return {"event_id": event_id, "user_id": user_id, "item_id": item_id, "behaviour": behaviour,
+            "event_time_ms": event_time_ms, "item_fields": normalise_fields(item_fields),
+            "user_fields": normalise_fields(user_fields), "window": window,
+            "source_partition": partition, "source_offset": offset, "collected_ms": collected_ms}
 
 
 def hour_dir(time_ms: int) -> str:

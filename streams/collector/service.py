@@ -1,23 +1,29 @@
-"""``amsrm collect``: labelled samples from the samples topic into the training store, each exactly once.
+"""``amsrm collect``: labelled samples into the training store, each exactly once.
 
-Why the samples topic rather than the events: the worker has already validated,
-re-keyed and windowed every event there, so a sample is exactly the context the
-served model saw plus the item that followed (training matches serving), and the
-collector repeats none of the worker's logic.  A user's first event has no sample,
-but it appears in the window of the next one, so the retrain rebuilds every event
-of a user with two or more (a lone event teaches a sequence model nothing).
+Where the samples come from (``AMSRM_SAMPLES_SOURCE``):
+- ``events`` (the default): the collector reads the events topic, as its own consumer group,
+  and labels each event itself.  It judges every event with the worker's own rules
+  (``streams.worker.validation``) and skips what the worker does not score: an invalid event (the
+  worker dead-letters it) and one keyed by something other than its user id (the worker
+  re-publishes it under the right key, and the collector labels that copy).  A sample is then the
+  event alone, with an empty window: the retrain rebuilds each user's sequence from the events (by
+  event time; it did so from the worker's samples too, whose windows it reads as events), so the
+  worker publishes one message per event fewer, its largest.  Clock skew is judged against the
+  record's Kafka timestamp instead of the clock of the moment, so a replay after a crash decides alike.
+- ``worker``: the worker publishes one ``LabelledSample`` per event with a history, the exact window
+  it scored plus the item that followed, to the samples topic, which the collector reads.
 
 Why a kill at any moment loses and duplicates nothing:
 1. Offsets are committed by hand (aiokafka, ``enable_auto_commit=False``) and only
    after the files holding every sample up to them are durable (``TrainingStore.write``:
    fsync, atomic rename): nothing is committed that is not on disk.
-2. After a crash the samples since the last commit are read again.  The file names
+2. After a crash the records since the last commit are read again.  The file names
    record the source partition and offsets, so on assignment the ids of the files that
    may hold them are loaded, and the replayed samples are dropped.
-3. The worker is at-least-once: after its own crash it publishes some samples twice,
-   under the same event id at another offset, close behind the first.  A bounded
-   memory of the latest ``collector_dedupe_ids`` event ids per partition (seeded from
-   the newest files) drops those; the retrain's reader deduplicates once more.
+3. An event id can come twice: a producer that retried, or a worker (at-least-once) that after its
+   own crash publishes a sample or a re-keyed event again, under another offset, close behind the
+   first.  A bounded memory of the latest ``collector_dedupe_ids`` event ids per partition (seeded
+   from the newest files) drops those; the retrain's reader deduplicates once more.
 A message that is not a sample is logged and skipped (and committed), never retried forever.
 
     amsrm collect                       # or: python -m streams.collector.service (starts faster)
@@ -39,8 +45,9 @@ from aiokafka.structs import ConsumerRecord
 
 from amsrm.logs import configure as configure_logging
 from amsrm.settings import StreamSettings
-from amsrm_core.retraining.store import SampleError, TrainingStore, sample_row
+from amsrm_core.retraining.store import SampleError, TrainingStore, event_row, sample_row
 from streams.clients.subscriber import SeenEvents
+from streams.worker.validation import Limits, Rejected, parse_event
 
 log = logging.getLogger("streams.collector.service")  # also when run as __main__
 
@@ -53,7 +60,8 @@ class CollectorStats:
     received: int = 0
     written: int = 0
     duplicates: int = 0  # dropped: the event id is already in the store
-    invalid: int = 0  # not a labelled sample: skipped
+    invalid: int = 0  # not a labelled sample (or an invalid event): skipped
+    rekeyed: int = 0  # events under a key other than their user id: the worker re-publishes them
     files: int = 0
     commits: int = 0
 
@@ -74,7 +82,9 @@ class Collector:
     def __init__(self, settings: StreamSettings, store: TrainingStore | None = None) -> None:
         self.settings = settings
         self.store = store or TrainingStore(settings.store_dir)
-        self.topic = settings.samples_topic
+        self.topic = settings.collector_topic
+        self.label = self._label_sample if settings.worker_publishes_samples else self._label_event
+        self.limits = Limits.of(settings)
         self.stats = CollectorStats()
         self._buffer: dict[int, list[ConsumerRecord]] = {}
         self._buffered_since: float | None = None
@@ -177,11 +187,8 @@ class Collector:
         rows = []
         for record in records:
             self.stats.received += 1
-            try:
-                row = sample_row(orjson.loads(record.value or b""), partition, record.offset, now_ms)
-            except (orjson.JSONDecodeError, SampleError) as e:
-                self.stats.invalid += 1
-                log.warning("skipping %s/%d/%d: %s", record.topic, partition, record.offset, e)
+            row = self.label(record, now_ms)
+            if row is None:
                 continue
             if seen.first_time(row["event_id"]):
                 rows.append(row)
@@ -191,6 +198,28 @@ class Collector:
             files = self.store.write(rows, self.topic, partition, records[0].offset, records[-1].offset)
             self.stats.files += len(files)
             self.stats.written += len(rows)
+
+    def _label_sample(self, record: ConsumerRecord, now_ms: int) -> dict | None:
+        """A worker's ``LabelledSample`` as a store row; None (logged) for anything else."""
+        try:
+            return sample_row(orjson.loads(record.value or b""), record.partition, record.offset, now_ms)
+        except (orjson.JSONDecodeError, SampleError) as e:
+            self.stats.invalid += 1
+            log.warning("skipping %s/%d/%d: %s", record.topic, record.partition, record.offset, e)
+            return None
+
+    def _label_event(self, record: ConsumerRecord, now_ms: int) -> dict | None:
+        """An event as a store row, when the worker would score it under this key; else None."""
+        clock = record.timestamp if record.timestamp > 0 else now_ms  # -1: a record without one
+        event = parse_event(record.value, self.limits, clock)
+        if isinstance(event, Rejected):  # the worker dead-letters it, with its reason
+            self.stats.invalid += 1
+            log.debug("skipping %s/%d/%d: %s", record.topic, record.partition, record.offset, event.reason)
+            return None
+        if record.key != event.user_id.encode():  # the worker re-publishes it under the right key
+            self.stats.rekeyed += 1
+            return None
+        return event_row(event, record.partition, record.offset, now_ms)
 
 
 async def collect(settings: StreamSettings, stop: asyncio.Event | None = None) -> CollectorStats:

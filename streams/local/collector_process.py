@@ -20,4 +20,4 @@ class CollectorProcess(WorkerProcess):
 
     @property
     def input_topic(self) -> str:
-        return self.settings.samples_topic
+        return self.settings.collector_topic

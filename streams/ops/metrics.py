@@ -81,8 +81,10 @@ def worker_counter_families(counters: Any) -> Iterator[Metric]:
 
 def collector_counter_families(stats: Any) -> Iterator[Metric]:
     """``collector.CollectorStats`` as Prometheus counters."""
-    docs = {"received": "samples read from the samples topic", "written": "samples written to the store",
-            "duplicates": "samples dropped as already stored", "invalid": "messages that are not samples",
+    docs = {"received": "messages read (events or the worker's samples: AMSRM_SAMPLES_SOURCE)",
+            "written": "samples written to the store", "duplicates": "samples dropped as already stored",
+            "invalid": "messages that are neither a sample nor a valid event",
+            "rekeyed": "events skipped under a key other than their user id (the worker re-keys them)",
             "files": "Parquet files written", "commits": "offset commits after durable writes"}
     for f in dataclasses.fields(stats):
         yield _counter(f"collector_{f.name}", docs.get(f.name, f.name), getattr(stats, f.name))

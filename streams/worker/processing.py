@@ -126,10 +126,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def limits_of(settings: StreamSettings) -> Limits:
-    return Limits(settings.max_event_bytes, settings.min_event_time_ms, settings.max_clock_skew_ms)
-
-
 class BatchProcessor:
     def __init__(self, settings: StreamSettings, scorer: Scorer | ProcessScorer,
                  table: MutableMapping[bytes, bytes], outputs: Outputs,
@@ -139,7 +135,8 @@ class BatchProcessor:
         self.settings, self.scorer, self.table, self.outputs = settings, scorer, table, outputs
         self.committed = committed
         self.window_length = settings.window_length or scorer.max_len
-        self.limits = limits_of(settings)
+        self.limits = Limits.of(settings)
+        self.publish_samples = settings.worker_publishes_samples
         self.counters = Counters()
         self.observer = BatchObserver()  # metrics hooks (streams.worker.ops sets the real one)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -277,7 +274,7 @@ class BatchProcessor:
         self.counters.recommendations += 1
         self.observer.published(record.timestamp, recommendation.publish_time_ms)
         self.counters.fallbacks += ranked.fallback is not None
-        if self.settings.publish_samples and len(s.before):
+        if self.publish_samples and len(s.before):
             sample = LabelledSample(
                 user_id=record.user_id, event_id=record.event_id,
                 window=s.before.recent(self.window_length).public(),

@@ -33,6 +33,7 @@ from amsrm.messages import (
     decode_event,
 )
 from amsrm.messages import REJECTION_REASONS as REASONS
+from amsrm.settings import StreamSettings
 
 __all__ = ["MAX_BEHAVIOUR_CHARS", "MAX_FIELDS", "MAX_FIELD_VALUES", "MAX_ID_CHARS", "MAX_VALUE_CHARS",
            "REASONS", "REQUIRED", "RESERVED_KEY_PREFIX", "Limits", "Rejected", "parse_event"]
@@ -46,6 +47,10 @@ class Limits:
     max_bytes: int
     min_time_ms: int
     max_skew_ms: int
+
+    @classmethod
+    def of(cls, settings: StreamSettings) -> Limits:
+        return cls(settings.max_event_bytes, settings.min_event_time_ms, settings.max_clock_skew_ms)
 
 
 @dataclass(frozen=True)
