@@ -35,7 +35,7 @@ WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # first-class manifest fields about the training run (null when unknown; absent in older manifests)
-RUN_FIELDS = ("dataset", "data_name", "protocol", "train_config")
+RUN_FIELDS = ("dataset", "data_name", "protocol", "train_config", "training")
 
 
 class CheckpointError(AmsrmError, ValueError):
@@ -67,11 +67,12 @@ def model_name_of(model: Recommender) -> str:
 def save_checkpoint(directory: str | Path, model: Recommender, data: InteractionData,
                     metrics: dict | None = None, extra: dict | None = None, *,
                     dataset: str | None = None, protocol: str | None = None,
-                    train_config: TrainConfig | dict | None = None) -> Path:
+                    train_config: TrainConfig | dict | None = None, training: dict | None = None) -> Path:
     """Write weights then manifest (the manifest's checksum makes a half-written pair fail loudly).
 
     ``dataset`` is the name to load the data again with (``load_dataset(dataset)``), ``protocol``
-    the split, ``train_config`` a TrainConfig (or its dict).  ``extra`` adds other keys; a
+    the split, ``train_config`` a TrainConfig (or its dict), ``training`` the run's record
+    (``TrainResult.record()``: stop reason, per-epoch curve).  ``extra`` adds other keys; a
     ``dataset`` or ``protocol`` in it stands for the keyword when the keyword is not given.
     """
     directory = Path(directory)
@@ -81,7 +82,8 @@ def save_checkpoint(directory: str | Path, model: Recommender, data: Interaction
            "data_name": data.name,
            "protocol": extra.pop("protocol", None) if protocol is None else protocol,
            "train_config": train_config if train_config is None or isinstance(train_config, dict)
-           else dataclasses.asdict(train_config)}
+           else dataclasses.asdict(train_config),
+           "training": training}
     clash = set(extra) & set(RUN_FIELDS)
     if clash:
         raise ValueError(f"extra keys {sorted(clash)} are manifest fields: pass them as keywords")

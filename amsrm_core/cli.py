@@ -26,9 +26,10 @@ from amsrm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from amsrm_core.data import DATASETS, canonical_name, load_dataset
 from amsrm_core.evaluate import evaluate
 from amsrm_core.models import MODELS
-from amsrm_core.report import k_table, results_table
+from amsrm_core.report import curve_table, k_table, results_table, training_curves
 from amsrm_core.results import git_commit, merge_results, write_results
 from amsrm_core.runner import Experiment, make_split, parse_overrides, run_seed
+from amsrm_core.schema import FieldOptions, InteractionData
 from amsrm_core.splits import SPLITS
 from amsrm_core.training.trainer import TrainConfig, config_choices, config_doc, resolve_device
 
@@ -41,6 +42,14 @@ def _data_args(parser: argparse.ArgumentParser, from_checkpoint: bool = False) -
                         help=f"one of {', '.join(DATASETS)}"
                         + (" (default: the one the checkpoint was trained on)" if from_checkpoint else ""))
     parser.add_argument("--data", help="data path (default: $AMSRM_DATA/<folder>, else ./data/<folder>)")
+    parser.add_argument("--name", help="s3rec: which <Name>.txt of a folder with several (e.g. Sports); "
+                        "generic: what to call the data set")
+    defaults = FieldOptions()
+    parser.add_argument("--field-max-width", type=int, default=defaults.max_width,
+                        help="most values of a multi-valued side field per item or user, the most frequent "
+                        "kept; repeats count once (default: %(default)s)")
+    parser.add_argument("--field-min-count", type=int, default=defaults.min_count,
+                        help="drop side-field values found on fewer items or users (default: %(default)s)")
     parser.add_argument("--protocol", default=None if from_checkpoint else "loo", choices=sorted(SPLITS),
                         help="leave-one-out by time, or a global temporal split"
                         + (" (default: the checkpoint's)" if from_checkpoint else ""))
@@ -73,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="model config override, e.g. --set d_model=128 --set use_user_fields=false")
     train.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
-    train.add_argument("--name", help="key of this model in the results file (default: --model)")
+    train.add_argument("--key", help="key of this model in the results file (default: --model)")
     train.add_argument("--checkpoint", type=Path, help="save the model here (seed-suffixed if several)")
     train.add_argument("--results", type=Path, help="merge the multi-seed summary into this JSON file")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -86,11 +95,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--mask-history", action=argparse.BooleanOptionalAction, default=True,
                     help=config_doc("mask_history"))
 
-    results = sub.add_parser("results", help="combine results files written by parallel seed runs")
-    results.add_argument("action", choices=["merge", "table"], help="merge files, or print a markdown table")
-    results.add_argument("inputs", nargs="+", type=Path, help="results files (train --results)")
-    results.add_argument("--out", type=Path, help="merged file (merge)")
+    results = sub.add_parser("results", help="combine, tabulate or plot results files")
+    results.add_argument("action", choices=["merge", "table", "curve"],
+                         help="merge files, print a markdown table, or plot each run's per-epoch training "
+                         "loss and validation metric (curve: results files or checkpoints)")
+    results.add_argument("inputs", nargs="+", type=Path, help="results files (train --results); curve also "
+                         "takes checkpoint folders")
+    results.add_argument("--out", type=Path, help="merged file (merge); the PNG (curve; default: the first "
+                         "input with .curve.png; without matplotlib a table is printed instead)")
+    results.add_argument("--metric", default="ndcg@10",
+                         help="curve: the validation metric (default: %(default)s)")
     results.add_argument("--model", help="table: every metric at every K for this model instead")
+
+
+def load_data(args: argparse.Namespace, dataset: str | None = None) -> InteractionData:
+    """The data set the ``_data_args`` flags name (``dataset`` for one read from a checkpoint)."""
+    fields = FieldOptions(args.field_max_width, args.field_min_count)
+    return load_dataset(dataset or args.dataset, args.data, fields=fields, name=args.name)
 
 
 def _print_metrics(label: str, metrics: dict[str, float]) -> None:
@@ -103,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                                   if f.name not in ("seed", "progress")}, progress=not args.no_progress)
     # flags and overrides first: a typo fails at once, not after the data set has loaded
     experiment = Experiment(args.model, parse_overrides(MODELS[args.model][1], args.set), train_config)
-    data = load_dataset(args.dataset, args.data)
+    data = load_data(args)
     split = make_split(data, args.protocol)
     print(f"{data.name}: {data.n_users} users, {data.n_items} items, {data.n_events} events; "
           f"split {split.describe()}")
@@ -111,7 +132,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     for seed in args.seeds:
         run = run_seed(experiment.model_name, split, experiment.overrides, train_config, seed)
         runs.append(run)
-        print(f"seed {seed}: best epoch {run.train.best_epoch}/{run.train.epochs_run}, "
+        print(f"seed {seed}: best epoch {run.train.best_epoch}/{run.train.epochs_run} "
+              f"(stopped: {run.train.stop_reason}), "
               f"{run.train.seconds_to_best:.1f}s to best, {run.wall_seconds:.1f}s in all")
         _print_metrics("valid", run.valid)
         _print_metrics("test", run.test)
@@ -119,7 +141,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             target = args.checkpoint if len(args.seeds) == 1 else args.checkpoint / f"seed-{seed}"
             save_checkpoint(target, run.model, data, {"valid": run.valid, "test": run.test},
                             extra={"seed": seed}, dataset=canonical_name(args.dataset),
-                            protocol=args.protocol, train_config=dataclasses.replace(train_config, seed=seed))
+                            protocol=args.protocol, train_config=dataclasses.replace(train_config, seed=seed),
+                            training=run.train.record())
             print(f"saved {target}")
     summary = experiment.summary(runs)
     if len(runs) > 1:
@@ -128,14 +151,14 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(f"  {k:>13} {summary['metrics'][k]['mean']:.4f} ± {summary['metrics'][k]['std']:.4f}")
     if args.results:
         write_results(args.results, data.name, f"{args.protocol}-full", split.describe(),
-                      args.name or args.model, summary, provenance={"commit": commit})
+                      args.key or args.model, summary, provenance={"commit": commit})
         print(f"wrote {args.results}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     loaded = load_checkpoint(args.checkpoint, resolve_device(args.device))
     dataset, protocol = trained_on(loaded.manifest, args.checkpoint, args.dataset, args.protocol)
-    data = load_dataset(dataset, args.data)
+    data = load_data(args, dataset)
     if loaded.vocabularies["item"].tokens != data.item_vocab.tokens:
         raise CheckpointError(f"{args.checkpoint} was trained on other item ids than {data.name}: "
                               "indices would not match")
@@ -148,11 +171,32 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    data = load_dataset(args.dataset, args.data)
+    data = load_data(args)
     print(orjson.dumps(data.summary(), option=orjson.OPT_INDENT_2).decode())
 
 
+def cmd_curve(args: argparse.Namespace) -> None:
+    curves = {name: curve for path in args.inputs for name, curve in training_curves(path).items()}
+    if not curves:
+        raise ConfigError(f"no per-epoch records in {[str(p) for p in args.inputs]} (written before they "
+                          "were kept, or by a model that does not train)")
+    print(curve_table(curves, args.metric))
+    try:
+        from amsrm_core.experiments.plots import curves as plot_curves
+
+        out = args.out or args.inputs[0].with_suffix(".curve.png")
+        panels = {"training loss": {n: [(p["epoch"], p["loss"]) for p in c] for n, c in curves.items()},
+                  f"validation {args.metric}": {n: [(p["epoch"], p["valid"][args.metric]) for p in c
+                                                    if args.metric in p["valid"]] for n, c in curves.items()}}
+        print(f"wrote {plot_curves(panels, out, ', '.join(map(str, args.inputs)), 'epoch')}")
+    except ConfigError as e:  # no matplotlib: the table above is the answer
+        print(e)
+
+
 def cmd_results(args: argparse.Namespace) -> None:
+    if args.action == "curve":
+        cmd_curve(args)
+        return
     if args.action == "table":
         for path in args.inputs:
             print((k_table(path, args.model) if args.model else results_table(path)) + "\n")

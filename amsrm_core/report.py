@@ -34,3 +34,27 @@ def k_table(path: str | Path, model: str) -> str:
         cells = [f"{metrics[f'{name}@{k}']['mean']:.4f} ± {metrics[f'{name}@{k}']['std']:.4f}" for k in ks]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def training_curves(path: str | Path) -> dict[str, list[dict]]:
+    """Per run, its per-epoch record (``TrainResult.record()``): ``<model> seed <s>`` for a results
+    file, ``<model>`` for a checkpoint (its folder or ``manifest.json``).  Runs recorded before
+    the curves were kept have none and are left out."""
+    path = Path(path)
+    doc = orjson.loads((path / "manifest.json" if path.is_dir() else path).read_bytes())
+    if "models" in doc:  # a results file
+        return {f"{name} seed {run['seed']}": run["curve"] for name, entry in doc["models"].items()
+                for run in entry.get("runs", []) if run.get("curve")}
+    training = doc.get("training") or {}
+    return {doc.get("model", "model"): training["curve"]} if training.get("curve") else {}
+
+
+def curve_table(curves: dict[str, list[dict]], metric: str = "ndcg@10") -> str:
+    """A markdown table per run: epoch, training loss, ``metric`` on validation, seconds."""
+    blocks = []
+    for name, curve in curves.items():
+        rows = [f"| {p['epoch']} | {p['loss']:.4f} | {p['valid'].get(metric, float('nan')):.4f} | "
+                f"{p['seconds']:.1f} |" for p in curve]
+        blocks.append("\n".join([f"{name}", "", f"| epoch | train loss | valid {metric} | seconds |",
+                                 "|---|---|---|---|", *rows]))
+    return "\n\n".join(blocks)

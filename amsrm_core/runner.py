@@ -94,8 +94,7 @@ class Experiment:
             "seeds": [r.seed for r in runs],
             "metrics": aggregate([r.test for r in runs]),
             "valid_metrics": aggregate([r.valid for r in runs]),
-            "runs": [{"seed": r.seed, "best_epoch": r.train.best_epoch, "epochs_run": r.train.epochs_run,
-                      "train_seconds": round(r.train.train_seconds, 2),
+            "runs": [{"seed": r.seed, **r.train.record(), "train_seconds": round(r.train.train_seconds, 2),
                       "seconds_to_best": round(r.train.seconds_to_best, 2),
                       "wall_seconds": round(r.wall_seconds, 2)} for r in runs],
         }

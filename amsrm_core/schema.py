@@ -10,6 +10,7 @@ the same layout, the same reserved indices and the same event order
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,17 +40,44 @@ class DataFormatError(AmsrmError, ValueError):
 class FieldTable:
     """One categorical side-information field, a row per user or item index.
 
-    ``values[row]`` holds up to ``width`` value indices, 0-padded; single-valued
-    fields have width 1.  Rows 0 (padding) and 1 (unknown id) are all zero.
+    ``values[row]`` holds up to ``width`` distinct value indices, 0-padded; single-valued
+    fields have width 1.  Rows 0 (padding) and 1 (unknown id) are all zero.  ``counts[row]``
+    says how often each value was listed for that entity (tag data repeat a tag per user who
+    gave it): a weight for whoever wants one; the models pool the distinct values.
     """
 
     name: str
     vocab: Vocabulary
     values: np.ndarray  # (n_rows, width) int64
+    counts: np.ndarray | None = None  # (n_rows, width) int64, 0 where values is 0; None: all 1
 
     @property
     def width(self) -> int:
         return int(self.values.shape[1])
+
+
+@dataclass(frozen=True)
+class FieldOptions:
+    """How multi-valued side fields become rows, for every loader.
+
+    Why: a public tag data set lists a tag once per user who applied it.  Kept as they came,
+    item rows were up to 625 entries wide where 110 were distinct, mean pooling weighted tags by
+    repetition, and AMSRM ran four times slower than SASRec-CE.  So a value counts once per
+    entity (how often it was listed goes to ``FieldTable.counts``); a row keeps at most
+    ``max_width`` values, an entity's most frequent first (then the most widespread, then the
+    first listed); a value on fewer than ``min_count`` entities is dropped, as it says no more
+    than the entity's own id.
+    """
+
+    max_width: int = 64  # no bundled data set comes near it (docs/DATA.md); tag data do
+    min_count: int = 1  # keep every value; raise it for long-tailed tags
+
+    def __post_init__(self) -> None:
+        if self.max_width < 1 or self.min_count < 1:
+            raise ValueError(f"field options need max_width >= 1 and min_count >= 1, got {self}")
+
+
+DEFAULT_FIELDS = FieldOptions()
 
 
 @dataclass
@@ -116,21 +144,39 @@ RawFeatures = Mapping[str, Mapping[Any, Sequence[object] | object]]
 """field name → raw entity id (as in the id column: str, int, …) → value (single) or values (multi-valued)."""
 
 
-def build_field_table(name: str, entity_vocab: Vocabulary, raw: Mapping[str, object]) -> FieldTable:
-    """Encode one field for every entity in ``entity_vocab``; missing entities get no values."""
-    vocab = Vocabulary(name)
-    encoded: dict[int, list[int]] = {}
+def build_field_table(name: str, entity_vocab: Vocabulary, raw: Mapping[str, object],
+                      options: FieldOptions = DEFAULT_FIELDS, report: LoadReport | None = None,
+                      kind: str = "") -> FieldTable:
+    """Encode one field for every entity in ``entity_vocab`` (``FieldOptions`` says how); missing
+    entities get no values.  What the options leave out is counted in ``report`` (as ``kind.name``)."""
+    listed: dict[int, Counter[str]] = {}  # row → value → times listed, in first-listed order
     for raw_id, value in raw.items():
         row = entity_vocab.lookup(raw_id)
         if row == 1:  # an entity with features but no events: nothing to attach them to
             continue
         values = value if isinstance(value, list | tuple) else [value]
-        encoded[row] = [vocab.add(v) for v in values if v is not None and str(v) != ""]
-    width = max((len(v) for v in encoded.values()), default=1) or 1
-    table = np.zeros((len(entity_vocab), width), dtype=np.int64)
-    for row, values in encoded.items():
-        table[row, : len(values)] = values
-    return FieldTable(name, vocab, table)
+        listed[row] = Counter(str(v) for v in values if v is not None and str(v) != "")
+    spread = Counter(v for counts in listed.values() for v in counts)  # entities per value
+    report, what = report or LoadReport(), f"{kind}.{name}" if kind else name
+    report.drop(f"{what}: repeated values merged", sum(c.total() - len(c) for c in listed.values()))
+    vocab = Vocabulary(name)
+    kept: dict[int, list[tuple[int, int]]] = {}
+    for row, counts in listed.items():
+        common = [v for v in counts if spread[v] >= options.min_count]
+        report.drop(f"{what}: values on fewer than {options.min_count} entities", len(counts) - len(common))
+        if len(common) > options.max_width:
+            report.drop(f"{what}: values beyond {options.max_width} per entity",
+                        len(common) - options.max_width)
+            chosen = set(sorted(common, key=lambda v: (-counts[v], -spread[v]))[:options.max_width])
+            common = [v for v in common if v in chosen]  # sorted() is stable: first listed wins ties
+        kept[row] = [(vocab.add(v), counts[v]) for v in common]
+    width = max((len(v) for v in kept.values()), default=1) or 1
+    indices = np.zeros((len(entity_vocab), width), dtype=np.int64)
+    repeats = np.zeros_like(indices)
+    for row, pairs in kept.items():
+        if pairs:
+            indices[row, : len(pairs)], repeats[row, : len(pairs)] = zip(*pairs, strict=True)
+    return FieldTable(name, vocab, indices, repeats)
 
 
 def build_interactions(
@@ -144,6 +190,7 @@ def build_interactions(
     item_features: RawFeatures | None = None,
     report: LoadReport | None = None,
     has_clock: bool = True,
+    fields: FieldOptions | None = None,
 ) -> InteractionData:
     """Encode raw columns into an :class:`InteractionData`, sorted by user and time.
 
@@ -169,6 +216,7 @@ def build_interactions(
     else:
         ids = np.asarray([str(e) for e in event_ids], dtype=object)
     order = np.lexsort((np.arange(n), ts, user_idx))  # primary key last: user, time, file order
+    report, fields = report or LoadReport(rows_read=n), fields or DEFAULT_FIELDS
     return InteractionData(
         name=name,
         users=user_idx[order],
@@ -179,8 +227,10 @@ def build_interactions(
         user_vocab=user_vocab,
         item_vocab=item_vocab,
         behaviour_vocab=behaviour_vocab,
-        user_fields={k: build_field_table(k, user_vocab, v) for k, v in (user_features or {}).items()},
-        item_fields={k: build_field_table(k, item_vocab, v) for k, v in (item_features or {}).items()},
-        report=report or LoadReport(rows_read=n),
+        user_fields={k: build_field_table(k, user_vocab, v, fields, report, "user")
+                     for k, v in (user_features or {}).items()},
+        item_fields={k: build_field_table(k, item_vocab, v, fields, report, "item")
+                     for k, v in (item_features or {}).items()},
+        report=report,
         has_clock=has_clock,
     )

@@ -86,7 +86,7 @@ def test_manifest_fields_are_null_when_unknown_and_old_manifests_still_load(tmp_
     _saved(tmp_path, tiny_data)  # no dataset, protocol or train config given
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert {k: manifest[k] for k in RUN_FIELDS} == {"dataset": None, "data_name": "tiny", "protocol": None,
-                                                    "train_config": None}
+                                                    "train_config": None, "training": None}
     (tmp_path / MANIFEST).write_text(json.dumps({k: v for k, v in manifest.items() if k not in RUN_FIELDS}))
     loaded = load_checkpoint(tmp_path)  # a manifest from before the fields existed
     with pytest.raises(CheckpointError, match="pass --dataset and --protocol"):

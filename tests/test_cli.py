@@ -44,6 +44,19 @@ def test_train_writes_results_and_checkpoints(tmp_path, capsys):
     code = main(["evaluate", "--checkpoint", str(tmp_path / "ckpt" / "seed-0")])  # data set from the manifest
     assert code == 0
     assert "ndcg@10=" in capsys.readouterr().out
+    # the training records: why each run stopped, and its per-epoch curve, in both files
+    for run, manifest in zip(entry["runs"], manifests, strict=True):
+        assert run["stop_reason"] == manifest["training"]["stop_reason"] == "epochs"
+        assert run["curve"] == manifest["training"]["curve"]
+        assert [p["epoch"] for p in run["curve"]] == [1, 2]
+        assert all(p["loss"] > 0 and p["seconds"] > 0 and 0 <= p["valid"]["ndcg@10"] <= 1
+                   for p in run["curve"])
+        assert max(run["curve"], key=lambda p: p["valid"]["ndcg@10"])["epoch"] == run["best_epoch"]
+    assert main(["results", "curve", str(results), str(tmp_path / "ckpt" / "seed-1"),
+                 "--out", str(tmp_path / "curve.png")]) == 0
+    out = capsys.readouterr().out
+    assert "amsrm seed 0" in out and "amsrm seed 1" in out and "| epoch | train loss | valid ndcg@10" in out
+    assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
 @pytest.fixture
@@ -61,8 +74,8 @@ def _spy_on_loading(monkeypatch, data):
     asked = []
     real_split = amsrm_core.cli.make_split
 
-    def load(name, path=None):
-        asked.append(name)
+    def load(dataset, path=None, /, **options):
+        asked.append(dataset)
         return data
 
     def split(loaded, protocol):

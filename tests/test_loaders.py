@@ -12,12 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from amsrm.errors import ConfigError
 from amsrm_core.data import DATASETS, default_data_path, load_dataset
-from amsrm_core.data.amazon import load_amazon_s3rec
 from amsrm_core.data.generic import load_generic
 from amsrm_core.data.movielens import load_movielens_100k
+from amsrm_core.data.s3rec import load_s3rec
 from amsrm_core.data.taobao import load_taobao
-from amsrm_core.schema import DataFormatError, InteractionData
+from amsrm_core.schema import DataFormatError, FieldOptions, InteractionData, build_interactions
 
 
 def _real(name: str) -> Path:
@@ -34,7 +35,7 @@ def ml() -> InteractionData:
 
 @pytest.fixture(scope="module")
 def beauty() -> InteractionData:
-    return load_amazon_s3rec(_real("beauty"))
+    return load_s3rec(_real("beauty"))
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +145,11 @@ def test_taobao_statistics(taobao: InteractionData) -> None:
 
 
 def test_registry() -> None:
-    assert set(DATASETS) == {"ml-100k", "beauty", "taobao", "generic", "synthetic"}
+    assert set(DATASETS) == {"ml-100k", "s3rec", "taobao", "generic", "synthetic"}
     _real("beauty")
     assert load_dataset("amazon").n_events == 198_502
     assert load_dataset("taobao", _real("taobao") / "UserBehavior.csv").n_events == 4321
-    with pytest.raises(ValueError, match="valid names: ml-100k, beauty, taobao, generic, synthetic"):
+    with pytest.raises(ValueError, match="valid names: ml-100k, s3rec, taobao, generic, synthetic, beauty"):
         load_dataset("netflix")
     with pytest.raises(ValueError, match="events file"):
         load_dataset("generic")
@@ -343,33 +344,33 @@ def test_taobao_errors(tmp_path: Path) -> None:
         load_taobao(csv)
 
 
-def test_beauty_errors(tmp_path: Path) -> None:
+def test_s3rec_errors(tmp_path: Path) -> None:
     with _raises_at(tmp_path, None, "exactly one *.txt data file, got 'no such file'"):
-        load_amazon_s3rec(tmp_path)
+        load_s3rec(tmp_path)
     (tmp_path / "README.txt").write_text("not data\n")
     (tmp_path / "Toys_sample.txt").write_text("1 9 8 7\n")
     seq = tmp_path / "Toys.txt"
     seq.write_text("1 5 6\n2 6 x\n")
     with _raises_at(seq, 2, "an integer item id, got 'x'"):
-        load_amazon_s3rec(tmp_path)
+        load_s3rec(tmp_path)
     seq.write_text("1 5 6\n2 6 7\n1 8\n")
     with _raises_at(seq, 3, "each user on one line"):
-        load_amazon_s3rec(tmp_path)
+        load_s3rec(tmp_path)
     seq.write_text("1 5 6\n2\n")
     with _raises_at(seq, 2, "at least 2 whitespace-separated fields"):
-        load_amazon_s3rec(tmp_path)
+        load_s3rec(tmp_path)
     seq.write_text("1 5 6\n2 6 7\n")
     (tmp_path / "Toys_item2attributes.json").write_text('{"5": [1, 2],\n "6": [3}')
     with _raises_at(tmp_path / "Toys_item2attributes.json", 2, "a JSON object"):
-        load_amazon_s3rec(tmp_path)
+        load_s3rec(tmp_path)
     (tmp_path / "Toys_item2attributes.json").write_text('{"5": [1, 2], "6": [3], "99": [4]}')
-    data = load_amazon_s3rec(tmp_path)
+    data = load_s3rec(tmp_path)
     assert data.name == "toys" and data.timestamps.tolist() == [0, 1, 0, 1]
     assert data.report.filtered == {"Toys_item2attributes.json items without events": 1}
     (tmp_path / "Sports.txt").write_text("1 2\n")
     with _raises_at(tmp_path, None, "exactly one *.txt data file, got ['Sports.txt', 'Toys.txt']"):
-        load_amazon_s3rec(tmp_path)
-    assert load_amazon_s3rec(tmp_path, name="sports").n_events == 1
+        load_s3rec(tmp_path)
+    assert load_s3rec(tmp_path, name="sports").n_events == 1
 
 
 @pytest.mark.parametrize(
@@ -411,3 +412,69 @@ def test_generic_side_file_errors(tmp_path: Path) -> None:
     )
     with _raises_at(tmp_path / "e.parquet", 2, "a value in column 'user_id'"):
         load_generic(tmp_path / "e.parquet")
+
+
+# --- multi-valued side fields ------------------------------------------------------------------------
+
+def tag_data(fields: FieldOptions | None = None) -> InteractionData:
+    """Tags as a tag data set lists them: once per user who gave one, so repeats within an item."""
+    tags = {"i1": ["funny", "dark", "funny", "funny", "long"], "i2": ["dark", "long", "dark"],
+            "i3": ["funny", "rare"], "i4": []}
+    return build_interactions("tags", ["u1"] * 4, ["i1", "i2", "i3", "i4"], [1, 2, 3, 4],
+                              item_features={"tags": tags}, fields=fields)
+
+
+def rows_of(data: InteractionData, field: str) -> dict[str, list[tuple[str, int]]]:
+    table = data.item_fields[field]
+    counts = table.counts if table.counts is not None else np.ones_like(table.values)
+    return {item: [(table.vocab.tokens[v], int(c))
+                   for v, c in zip(table.values[row], counts[row], strict=True) if v]
+            for row, item in enumerate(data.item_vocab.tokens) if row >= 2}
+
+
+def test_repeated_values_count_once_and_keep_their_count() -> None:
+    data = tag_data()
+    assert rows_of(data, "tags") == {"i1": [("funny", 3), ("dark", 1), ("long", 1)],
+                                     "i2": [("dark", 2), ("long", 1)], "i3": [("funny", 1), ("rare", 1)],
+                                     "i4": []}
+    assert data.item_fields["tags"].width == 3  # not 5: repeats take no slots
+    assert data.report.filtered == {"item.tags: repeated values merged": 3}
+
+
+def test_width_cap_keeps_the_most_frequent_then_the_most_widespread() -> None:
+    data = tag_data(FieldOptions(max_width=2))
+    # i1: funny (3 times) first; dark and long tie on 1 and on 2 items each: the first listed wins
+    assert rows_of(data, "tags")["i1"] == [("funny", 3), ("dark", 1)]
+    assert data.item_fields["tags"].width == 2
+    assert data.report.filtered["item.tags: values beyond 2 per entity"] == 1
+
+
+def test_values_on_too_few_entities_are_dropped() -> None:
+    data = tag_data(FieldOptions(min_count=2))
+    assert rows_of(data, "tags")["i3"] == [("funny", 1)]
+    assert "rare" not in data.item_fields["tags"].vocab.tokens  # no embedding row for it either
+    assert data.report.filtered["item.tags: values on fewer than 2 entities"] == 1
+    with pytest.raises(ValueError, match="min_count"):
+        FieldOptions(min_count=0)
+
+
+def test_generic_loader_merges_repeated_tags(tmp_path: Path) -> None:
+    (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu1,i1,1\nu1,i2,2\n")
+    (tmp_path / "items.csv").write_text("item_id,tags\ni1,a|b|a|a\ni2,b\n")
+    data = load_dataset("generic", tmp_path / "events.csv", items=tmp_path / "items.csv",
+                        fields=FieldOptions(min_count=2))
+    assert rows_of(data, "tags") == {"i1": [("b", 1)], "i2": [("b", 1)]}
+
+
+def test_s3rec_picks_one_of_several_files_by_name(tmp_path: Path) -> None:
+    (tmp_path / "Sports.txt").write_text("1 5 6 7\n2 6 7\n")
+    (tmp_path / "Toys.txt").write_text("1 8 9\n")
+    (tmp_path / "Sports_item2attributes.json").write_text('{"5": [1, 2, 1], "6": [2]}')
+    with pytest.raises(DataFormatError, match="exactly one"):
+        load_dataset("s3rec", tmp_path)
+    sports = load_dataset("beauty", tmp_path, name="Sports")  # the old name is an alias
+    assert (sports.name, sports.n_events) == ("sports", 5)
+    assert rows_of(sports, "attributes")["5"] == [("1", 2), ("2", 1)]
+    assert load_dataset("s3rec", tmp_path, name="toys").n_events == 2
+    with pytest.raises(ConfigError, match="takes no name"):
+        load_dataset("ml-100k", tmp_path, name="Sports")

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from amsrm.errors import ConfigError
-from amsrm_core.schema import DataFormatError, InteractionData
+from amsrm_core.schema import DataFormatError, FieldOptions, InteractionData
 
-DATASETS = ("ml-100k", "beauty", "taobao", "generic", "synthetic")
-ALIASES = {"amazon": "beauty"}
+DATASETS = ("ml-100k", "s3rec", "taobao", "generic", "synthetic")
+# "beauty" is what the S3-Rec loader was called while it only loaded Amazon Beauty (its default folder)
+ALIASES = {"beauty": "s3rec", "amazon": "s3rec"}
 # Folder under the data root (data_root()) for each real data set.
-DATA_FOLDERS = {"ml-100k": "ml-100k", "beauty": "amazon-beauty", "taobao": "taobao-sample"}
+DATA_FOLDERS = {"ml-100k": "ml-100k", "s3rec": "amazon-beauty", "taobao": "taobao-sample"}
+NAMED = ("s3rec", "generic")  # loaders that take name=: which data set in a folder, or what to call it
 
 
 def data_root() -> Path:
@@ -29,7 +31,7 @@ def data_root() -> Path:
 
 
 def canonical_name(name: str) -> str:
-    """The registry name of a data set (``"Amazon"`` → ``"beauty"``); unknown names are a ConfigError."""
+    """The registry name of a data set (``"Beauty"`` → ``"s3rec"``); unknown names are a ConfigError."""
     key = ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
         valid = ", ".join([*DATASETS, *(f"{a} (= {t})" for a, t in ALIASES.items())])
@@ -45,15 +47,20 @@ def default_data_path(name: str) -> Path:
     return data_root() / DATA_FOLDERS[key]
 
 
-def load_dataset(name: str, /, path: str | Path | None = None, **options: Any) -> InteractionData:
+def load_dataset(name: str, /, path: str | Path | None = None, fields: FieldOptions | None = None,
+                 **options: Any) -> InteractionData:
     """Load a data set by name; ``path`` defaults to :func:`default_data_path` where there is one.
 
     ``name`` is positional-only so that ``name=`` can reach the loaders that take it.
-    Options go to the loader: ``generic`` takes ``users=``, ``items=``, ``name=``
-    (``path`` is the events file); ``beauty`` takes ``name=``; ``synthetic``
-    takes the fields of ``SyntheticConfig`` and no path.
+    ``fields`` says how multi-valued side fields are encoded (``FieldOptions``: repeats merged,
+    width cap, minimum count).  Options go to the loader: ``generic`` takes ``users=``,
+    ``items=``, ``name=`` (``path`` is the events file); ``s3rec`` takes ``name=`` (which
+    ``<Name>.txt`` of a folder); ``synthetic`` takes the fields of ``SyntheticConfig`` and no path.
     """
     key = canonical_name(name)
+    if options.get("name") is not None and key not in NAMED:
+        raise ConfigError(f"the {key} loader takes no name (only {', '.join(NAMED)} do)")
+    options = {k: v for k, v in options.items() if v is not None}
     if key == "synthetic":
         if path is not None:
             raise ConfigError("the synthetic data set is generated, it takes no path")
@@ -67,7 +74,7 @@ def load_dataset(name: str, /, path: str | Path | None = None, **options: Any) -
     if not Path(path).exists():
         raise DataFormatError(path, None, f"the {key} data (pass --data PATH or set AMSRM_DATA; "
                               "docs/DATA.md says where to download it)", "nothing there")
-    return _loader(key)(path, **options)
+    return _loader(key)(path, fields=fields, **options)
 
 
 def _loader(key: str) -> Callable[..., InteractionData]:
@@ -76,10 +83,10 @@ def _loader(key: str) -> Callable[..., InteractionData]:
         from amsrm_core.data.movielens import load_movielens_100k
 
         return load_movielens_100k
-    if key == "beauty":
-        from amsrm_core.data.amazon import load_amazon_s3rec
+    if key == "s3rec":
+        from amsrm_core.data.s3rec import load_s3rec
 
-        return load_amazon_s3rec
+        return load_s3rec
     if key == "taobao":
         from amsrm_core.data.taobao import load_taobao
 

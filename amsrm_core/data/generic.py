@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from amsrm_core.data._io import INT_PATTERN, note_featureless, require_file
-from amsrm_core.schema import DataFormatError, InteractionData, LoadReport, build_interactions
+from amsrm_core.schema import DataFormatError, FieldOptions, InteractionData, LoadReport, build_interactions
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -42,6 +42,7 @@ def load_generic(
     users: str | Path | None = None,
     items: str | Path | None = None,
     name: str = "custom",
+    fields: FieldOptions | None = None,
 ) -> InteractionData:
     events = Path(events)
     table, line_of = read_table(events)
@@ -68,6 +69,7 @@ def load_generic(
         user_features=user_features,
         item_features=item_features,
         report=report,
+        fields=fields,
     )
 
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from amsrm_core.data._io import iter_fields, note_featureless, put_unique, require_dir, to_int
-from amsrm_core.schema import DataFormatError, InteractionData, LoadReport, build_interactions
+from amsrm_core.schema import DataFormatError, FieldOptions, InteractionData, LoadReport, build_interactions
 
 NAME = "ml-100k"
 RATINGS = ("1", "2", "3", "4", "5")
@@ -30,7 +30,7 @@ def zip_prefix(zip_code: str) -> str:
     return zip_code.strip()[:1]
 
 
-def load_movielens_100k(path: str | Path) -> InteractionData:
+def load_movielens_100k(path: str | Path, fields: FieldOptions | None = None) -> InteractionData:
     folder = require_dir(path)
     report = LoadReport()
     users, items, timestamps, ratings = [], [], [], []
@@ -57,6 +57,7 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
         user_features=user_features,
         item_features=item_features,
         report=report,
+        fields=fields,
     )
 
 

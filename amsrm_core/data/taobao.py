@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from amsrm_core.data._io import find_single, iter_fields, to_int
-from amsrm_core.schema import DataFormatError, InteractionData, LoadReport, build_interactions
+from amsrm_core.schema import DataFormatError, FieldOptions, InteractionData, LoadReport, build_interactions
 
 NAME = "taobao"
 DEFAULT_FILE = "UserBehavior.csv"
@@ -20,7 +20,7 @@ DEFAULT_FILE = "UserBehavior.csv"
 BEHAVIOUR_MAP = {"pv": "click", "fav": "like", "cart": "cart", "buy": "buy"}
 
 
-def load_taobao(path: str | Path) -> InteractionData:
+def load_taobao(path: str | Path, fields: FieldOptions | None = None) -> InteractionData:
     """``path`` is the CSV itself or a folder holding ``UserBehavior.csv`` (or a single other ``*.csv``)."""
     path = Path(path)
     if path.is_dir():
@@ -51,4 +51,5 @@ def load_taobao(path: str | Path) -> InteractionData:
         behaviours=behaviours,
         item_features={"category": categories},
         report=report,
+        fields=fields,
     )

@@ -67,3 +67,17 @@ def bars(panels: dict[str, dict[str, dict]], path: Path, title: str, ylabel: str
         ax.set(title=name, ylabel=ylabel)
         ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def curves(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], path: Path, title: str,
+           xlabel: str) -> Path:
+    """One panel per quantity (its name is the y label), one line per run through ``(x, y)`` points:
+    the per-epoch training records (``amsrm results curve``)."""
+    fig, axes = _panels(len(panels), title)
+    for ax, (ylabel, series) in zip(axes, panels.items(), strict=True):
+        for name, points in series.items():
+            ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=name)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return _save(fig, path)

@@ -147,8 +147,9 @@ def encode_events(name: str, events: Events, base: Base | None = None) -> Intera
 
 def _field_table(name: str, entity_vocab: Vocabulary, raw: Mapping[str, list[str]], vocab: Vocabulary,
                  old: np.ndarray | None) -> FieldTable:
-    """The old rows kept, the window's values written over them, new entities appended."""
-    encoded = {row: [vocab.add(v) for v in values] for entity, values in raw.items()
+    """The old rows kept, the window's values written over them, new entities appended; a value
+    listed twice for one entity counts once, as when loading (``schema.FieldOptions``)."""
+    encoded = {row: [vocab.add(v) for v in dict.fromkeys(values)] for entity, values in raw.items()
                if (row := entity_vocab.lookup(entity)) > UNKNOWN}  # row 1 (unknown) stays empty
     old_rows, old_width = old.shape if old is not None else (0, 1)
     width = max([old_width, 1, *(len(v) for v in encoded.values())])

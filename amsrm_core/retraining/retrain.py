@@ -147,7 +147,8 @@ def _retrain(store: TrainingStore, registry: ModelRegistry, options: RetrainOpti
     def write(folder: Path) -> None:
         # no dataset: the training store's window is no data set load_dataset can load again
         save_checkpoint(folder, model, data, {"holdout": candidate_metrics, "valid": result.best_valid},
-                        extra={"seed": options.seed}, protocol="temporal", train_config=config)
+                        extra={"seed": options.seed}, protocol="temporal", train_config=config,
+                        training=result.record())
         save_popularity(folder, data, split.train_positions())
 
     version = registry.publish(write, {"parent": report["parent"], "training_window": report["window"],

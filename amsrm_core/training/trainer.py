@@ -72,6 +72,9 @@ def config_choices(name: str) -> tuple[str, ...] | None:
 TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
+STOP_REASONS = ("patience", "time_budget", "epochs", "not_trainable")
+
+
 @dataclass
 class TrainResult:
     best_epoch: int = 0
@@ -79,7 +82,18 @@ class TrainResult:
     epochs_run: int = 0
     train_seconds: float = 0.0  # training + validation wall time
     seconds_to_best: float = 0.0
-    history: list[dict] = field(default_factory=list)
+    stop_reason: str = ""  # one of STOP_REASONS: why training ended where it did
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, loss, valid, seconds, elapsed_s
+
+    def record(self, metrics: tuple[str, ...] = ("precision@10", "recall@10", "ndcg@10", "mrr@10")
+               ) -> dict:
+        """What results files and checkpoint manifests keep of the run: the stop reason, and per
+        epoch the training loss, these validation metrics and the seconds (``amsrm results curve``)."""
+        curve = [{"epoch": h["epoch"], "loss": round(h["loss"], 6), "seconds": round(h["seconds"], 3),
+                  "valid": {m: round(h["valid"][m], 6) for m in metrics if m in h["valid"]}}
+                 for h in self.history]
+        return {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "stop_reason": self.stop_reason,
+                "curve": curve}
 
 
 EpochCallback = Callable[[int, Recommender, dict, float], None]
@@ -142,6 +156,7 @@ def train(
                                         device=device)
     if not model.trainable:
         result.best_valid = evaluate(model, split, "valid", max_len, **eval_options)
+        result.stop_reason = "not_trainable"
         return result
 
     if config.precision not in PRECISIONS:
@@ -155,6 +170,7 @@ def train(
         raise ConfigError(f"budget_clock must be one of {sorted(BUDGET_CLOCKS)}, got {config.budget_clock!r}")
     budget_clock = BUDGET_CLOCKS[config.budget_clock]
     best_score, best_state, stale, elapsed, budget_used = -1.0, None, 0, 0.0, 0.0
+    result.stop_reason = "epochs"
     bar = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not config.progress, leave=False)
     for epoch in bar:
         started, budget_started = time.perf_counter(), budget_clock()
@@ -169,11 +185,12 @@ def train(
             optimiser.step()
             total, batches = total + loss.item(), batches + 1
         valid = evaluate(model, split, "valid", max_len, **eval_options)
-        elapsed += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        elapsed += seconds
         budget_used += budget_clock() - budget_started
         score = valid[SELECTION_METRIC]
         result.history.append({"epoch": epoch, "loss": total / max(batches, 1), "valid": valid,
-                               "elapsed_s": elapsed})
+                               "seconds": seconds, "elapsed_s": elapsed})
         if score > best_score:
             best_score, stale = score, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -185,7 +202,11 @@ def train(
         if on_epoch is not None:
             on_epoch(epoch, model, valid, elapsed)
         result.epochs_run = epoch
-        if stale >= config.patience or (config.time_budget_s and budget_used >= config.time_budget_s):
+        if stale >= config.patience:
+            result.stop_reason = "patience"
+            break
+        if config.time_budget_s and budget_used >= config.time_budget_s:
+            result.stop_reason = "time_budget"
             break
     result.train_seconds = elapsed
     if best_state is not None:

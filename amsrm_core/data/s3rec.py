@@ -1,4 +1,4 @@
-"""Amazon review data in the S3-Rec format (Beauty, Sports, Toys, …).
+"""Data sets in the S3-Rec format: Amazon Beauty, Sports, Toys, Yelp, LastFM, ….
 
 ``<Name>.txt`` holds one user a line, ``user item1 item2 …`` already in time
 order but without timestamps, so timestamps are positions (0, 1, 2, …) and
@@ -12,13 +12,14 @@ import json
 from pathlib import Path
 
 from amsrm_core.data._io import find_single, iter_fields, note_featureless, require_file, to_int
-from amsrm_core.schema import DataFormatError, InteractionData, LoadReport, build_interactions
+from amsrm_core.schema import DataFormatError, FieldOptions, InteractionData, LoadReport, build_interactions
 
 ATTRIBUTES_SUFFIX = "_item2attributes.json"
 
 
-def load_amazon_s3rec(path: str | Path, name: str | None = None) -> InteractionData:
-    """Load a folder (or its ``<Name>.txt``); ``name`` also picks one of several data sets in a folder."""
+def load_s3rec(path: str | Path, name: str | None = None, fields: FieldOptions | None = None
+               ) -> InteractionData:
+    """Load a folder (or its ``<Name>.txt``); ``name`` picks one of several data sets in a folder."""
     sequences = _sequence_file(Path(path), name)
     report = LoadReport()
     users: list[int] = []
@@ -42,13 +43,14 @@ def load_amazon_s3rec(path: str | Path, name: str | None = None) -> InteractionD
         note_featureless(report, f"{attributes_file.name} items", attributes, {str(i) for i in items})
         item_features = {"attributes": attributes}
     return build_interactions(
-        name or sequences.stem.lower(),
+        sequences.stem.lower(),  # "beauty" whether picked as Beauty or beauty
         users,
         items,
         positions,
         item_features=item_features,
         report=report,
         has_clock=False,
+        fields=fields,
     )
 
 
