@@ -270,8 +270,8 @@ def test_concat_fusion_is_the_model_from_before(tiny):
         assert torch.equal(explicit.full_sort_predict(batch), scores)
 
 
-@pytest.mark.parametrize("fusion", ["sum", "gated"])
-def test_sum_and_gated_start_id_only_are_causal_and_train(tiny, fusion):
+@pytest.mark.parametrize("fusion", ["sum", "gated", "attention"])
+def test_sum_gated_and_attention_start_id_only_are_causal_and_train(tiny, fusion):
     data, split = tiny
     model = _amsrm(data, fusion=fusion)
     batch = case_windows(split, split.test_cases[:8], 10).batch(slice(None))
@@ -291,8 +291,14 @@ def test_sum_and_gated_start_id_only_are_causal_and_train(tiny, fusion):
         optimiser.step()
     assert model.calculate_loss(train_batch).item() < first
     model.eval()
-    side = model.splice_sum.project[0].weight
+    side = model.blocks[0].attn.side_query[0].weight if fusion == "attention" else \
+        model.splice_sum.project[0].weight
     assert side.abs().sum() > 0  # the side projections learned
+    with torch.no_grad():  # serving runs the last block for the last position only: the same output
+        assert torch.allclose(model.last_hidden(batch), model(batch)[:, -1], atol=1e-5)
+    if fusion == "attention":  # the values and the scored items are the ids alone
+        assert model.item_proj is model.item_sum is model.splice_proj is model.splice_sum is None
+        assert torch.equal(model.item_representations(), model.item_id.weight)
 
     T = batch["item_seq"].shape[1]
     with torch.no_grad():
@@ -306,13 +312,13 @@ def test_sum_and_gated_start_id_only_are_causal_and_train(tiny, fusion):
             assert not torch.allclose(out[:, t + 1:], base[:, t + 1:])
 
 
-@pytest.mark.parametrize("fusion", ["concat", "sum", "gated"])
+@pytest.mark.parametrize("fusion", ["concat", "sum", "gated", "attention"])
 def test_field_importance_one_finite_value_per_active_field(tiny, fusion):
     data, split = tiny
     model = _amsrm(data, fusion=fusion)
     with torch.no_grad():  # as after training: the side blocks are no longer zero
         for name, p in model.named_parameters():
-            if "proj" in name or "project" in name:
+            if "proj" in name or "project" in name or "side_query" in name:
                 p.normal_(0, 0.1)
     importance = field_importance(model, split)
     assert list(importance) == SIDE_FIELDS == model.side_field_names()

@@ -19,15 +19,18 @@ import pytest
 import torch
 
 from amsrm.cli import main
-from amsrm_core.checkpoint import load_checkpoint, vocabularies_of
+from amsrm_core.checkpoint import load_checkpoint, save_checkpoint, vocabularies_of
 from amsrm_core.features import feature_tables
 from amsrm_core.registry import ModelRegistry
 from amsrm_core.retraining.dataset import Base, Events, encode_events, events_from_samples
 from amsrm_core.retraining.gate import decide
 from amsrm_core.retraining.grow import GrowthError, grow_model
-from amsrm_core.retraining.retrain import RetrainOptions, parse_duration, retrain, run_every
+from amsrm_core.retraining.retrain import RetrainOptions, parse_duration, recipe_of, retrain, run_every
 from amsrm_core.retraining.store import SCHEMA, TrainingStore, sample_row
+from amsrm_core.runner import build_model
 from amsrm_core.schema import InteractionData
+from amsrm_core.scoring import save_popularity
+from amsrm_core.training.trainer import TrainConfig
 from amsrm_core.vocab import Vocabulary
 from producers.events import dataset_events
 from streams.local.checkpoints import ensure_checkpoint
@@ -165,6 +168,24 @@ def test_retrain_grows_and_promotes(tmp_path, registry, stream, caplog):
     assert [e["event"] for e in registry.history()] == ["promote", "promote"]
     assert registry.load().version == "v0002"
     assert any("epoch 1" in r.message for r in caplog.records)  # progress is logged
+
+
+def test_retrain_keeps_the_current_versions_fusion_and_recipe(tmp_path, first_half, stream):
+    """A version trained with another fusion and recipe is retrained with them, options on top."""
+    torch.manual_seed(0)
+    model = build_model("amsrm", first_half, {"max_len": MAX_LEN, "fusion": "attention"})
+    recipe = TrainConfig(lr=3e-3, batch_size=64, weight_decay=1e-4, bucket_by_length=True)
+    folder = save_checkpoint(tmp_path / "v1", model, first_half, train_config=recipe)
+    save_popularity(folder, first_half, np.arange(first_half.n_events))
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.promote(registry.add_checkpoint(folder), "bootstrap")
+    report = retrain(later_store(tmp_path, stream), registry, options(max_epochs=1, batch_size=256))
+    manifest = registry.manifest(report["version"])
+    assert manifest["config"]["fusion"] == "attention"
+    trained = manifest["train_config"]
+    assert (trained["lr"], trained["weight_decay"], trained["bucket_by_length"]) == (3e-3, 1e-4, True)
+    assert trained["batch_size"] == 256  # what the options set wins
+    assert recipe_of(None, options())["lr"] == 1e-3  # nothing current: the defaults
 
 
 def test_gate_refuses_a_worse_candidate(tmp_path, registry, stream):

@@ -68,22 +68,14 @@ def effective_variants(data: InteractionData, wanted: list[str]) -> dict[str, di
     return out
 
 
-def _field_embeddings(model: AMSRM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Each active side field's embedding at every position, (B, T, d_side), keyed as side_field_names."""
-    B, T = batch["item_seq"].shape
-    out = {f"item.{k}": emb(getattr(model, f"item_{k}")[batch["item_seq"]])
-           for k, emb in model.item_fields.items()}
-    if model.behaviour is not None:
-        out["behaviour"] = model.behaviour(batch["behaviour_seq"])
-    for k, emb in model.user_fields.items():
-        out[f"user.{k}"] = emb(getattr(model, f"user_{k}")[batch["user"]]).unsqueeze(1).expand(B, T, -1)
-    return out
-
-
 def _field_blocks(model: AMSRM) -> dict[str, torch.Tensor]:
-    """The (d_model, d_side) weight that maps each field into the representation (concat or sum)."""
+    """The (d_model, d_side) weight that maps each field into the representation (concat or sum); for
+    "attention", a (1, 1) tensor holding Σ over blocks of ‖W_q,f‖·‖W_k,f‖, the scale of its score term."""
     d, ds = model.config.d_model, model.config.d_side
     names = model.side_field_names()
+    if model.config.fusion == "attention":
+        return {n: sum(b.attn.side_query[i].weight.norm() * b.attn.side_key[i].weight.norm()
+                       for b in model.blocks).reshape(1, 1) for i, n in enumerate(names)}
     item, event = [n for n in names if n.startswith("item.")], [n for n in names if not n.startswith("item.")]
     if model.config.fusion == "concat":
         concat = ((item, model.item_proj), (event, model.splice_proj))  # a group without fields has none
@@ -101,7 +93,8 @@ def field_importance(model: AMSRM, split: Split, batch_size: int = 512) -> dict[
     - ``"gated"`` fusion: the mean gate of the field (0 … 1);
     - ``"concat"`` / ``"sum"``: ‖W_f‖_F · mean ‖e_f‖, the Frobenius norm of the field's block
       of the projection times the mean norm of its embedding: the typical size of the field's
-      term in the representation (zero at init, since the blocks start at zero).
+      term in the representation (zero at init, since the blocks start at zero);
+    - ``"attention"``: Σ_blocks ‖W_q,f‖·‖W_k,f‖ · mean ‖e_f‖², the typical size of its score term.
     Compare fields within one variant; the scales of the fusions differ.  Id-only models: ``{}``.
     """
     names = model.side_field_names() if isinstance(model, AMSRM) else []
@@ -117,8 +110,9 @@ def field_importance(model: AMSRM, split: Split, batch_size: int = 512) -> dict[
         batch = {k: v.to(device) for k, v in windows.batch(slice(lo, lo + batch_size)).items()}
         present = batch["item_seq"] != 0  # (B, T)
         count += int(present.sum())
-        values = (model.field_gates(batch) if gated
-                  else {n: e.norm(dim=-1) for n, e in _field_embeddings(model, batch).items()})  # each (B, T)
+        power = 2 if model.config.fusion == "attention" else 1  # a score term is quadratic in the embedding
+        values = (model.field_gates(batch) if gated  # each (B, T)
+                  else {n: e.norm(dim=-1) ** power for n, e in model.side_embeddings(batch).items()})
         for n in names:
             totals[n] += float(values[n][present].sum())
     return {n: totals[n] / max(count, 1) * blocks.get(n, 1.0) for n in names}

@@ -27,11 +27,17 @@ Where this version is more specific than the paper (whose equations are garbled)
   the identity); ``"gated"`` scales each field's term by a learned scalar gate per
   event, ``σ(w_f · [id ⊕ e_f] + b_f)``, whose mean says how much the model reads that
   field.  Each ``P_f`` starts at zero, so every variant starts as the id-only model.
+  ``"attention"`` keeps side information out of the value stream, as DIF-SR does (Xie et al.,
+  SIGIR 2022): the sequence and the scored items are the ids alone, and each side field only
+  adds its own query-key term to every block's attention scores,
+  ``softmax((q kᵀ + Σ_f q_f k_fᵀ) / √d_h) v`` with ``q_f, k_f`` projections of the field's
+  embedding at each position; ``q_f`` starts at zero, so it too starts as the id-only model.
 With every side field switched off the model is exactly SASRec with those choices.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -57,26 +63,43 @@ class FieldEmbedding(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with explicit Q, K, V projections (the paper's W_Q, W_K, W_V)."""
+    """Multi-head self-attention with explicit Q, K, V projections (the paper's W_Q, W_K, W_V);
+    with ``n_side`` fields, each adds a query-key term to the scores ("attention" fusion)."""
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, n_side: int = 0, d_side: int = 0) -> None:
         super().__init__()
         if dim % heads:
             raise ConfigError(f"d_model {dim} is not divisible by n_heads {heads}")
         self.heads, self.dropout = heads, dropout
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
+        self.side_query = nn.ModuleList(nn.Linear(d_side, dim) for _ in range(n_side))
+        self.side_key = nn.ModuleList(nn.Linear(d_side, dim) for _ in range(n_side))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None = None,
+                side: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Every position attends (``queries=None``), or only the last ``queries`` ones (their
-        outputs alone: (B, queries, C)); ``mask`` has a row per query either way."""
+        outputs alone: (B, queries, C)); ``mask`` has a row per query either way.  ``side``: each
+        side field's embedding per position (B, T, d_side), read by the scores only."""
         B, T, C = x.shape
         Q = T if queries is None else queries
         q = self._heads(self.query(x[:, T - Q:]))  # (B, nh, Q, hs)
         k, v = self._heads(self.key(x)), self._heads(self.value(x))  # (B, nh, T, hs)
+        if side:
+            mask = self._side_scores(side, T - Q).masked_fill(~mask, float("-inf"))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, Q, C))
+
+    def _side_scores(self, side: list[torch.Tensor], first_query: int) -> torch.Tensor:
+        """Σ_f q_f k_fᵀ / √hs, (B, nh, Q, T): added to the id scores, which SDPA scales alike."""
+        scores = None
+        for f, values in enumerate(side):
+            term = self._heads(self.side_query[f](values[:, first_query:])) @ \
+                self._heads(self.side_key[f](values)).transpose(-1, -2)
+            scores = term if scores is None else scores + term
+        assert scores is not None  # side is not empty
+        return scores / math.sqrt(self.query.out_features // self.heads)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, N, C = t.shape
@@ -86,19 +109,20 @@ class SelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-LN transformer block: x + attn(LN x), then x + FFN(LN x), dropout on each branch."""
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, n_side: int = 0, d_side: int = 0) -> None:
         super().__init__()
         self.ln_attn, self.ln_ffn = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, dropout)
+        self.attn = SelfAttention(dim, heads, dropout, n_side, d_side)
         self.ffn = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False,
+                side: list[torch.Tensor] | None = None) -> torch.Tensor:
         """(B, T, C), or (B, 1, C) for the last position alone: its attention still reads every key."""
         if not last_only:
-            x = x + self.drop(self.attn(self.ln_attn(x), mask))
+            x = x + self.drop(self.attn(self.ln_attn(x), mask, side=side))
             return x + self.drop(self.ffn(self.ln_ffn(x)))
-        x = x[:, -1:] + self.drop(self.attn(self.ln_attn(x), mask[:, :, -1:], queries=1))
+        x = x[:, -1:] + self.drop(self.attn(self.ln_attn(x), mask[:, :, -1:], queries=1, side=side))
         return x + self.drop(self.ffn(self.ln_ffn(x)))
 
 
@@ -127,7 +151,7 @@ class SideSum(nn.Module):
         return out, [g.squeeze(-1) for g in gates]
 
 
-FUSIONS = ("concat", "sum", "gated")
+FUSIONS = ("concat", "sum", "gated", "attention")
 
 
 @dataclass
@@ -144,7 +168,7 @@ class AMSRMConfig:
     loss: str = "ce"  # ce | sampled | bce (see training/losses.py)
     n_negatives: int = 256  # only for loss="sampled"
     init_std: float = 0.1  # N(0, 0.1²) init; PyTorch's N(0, 1) embeddings learn slowly with CE
-    fusion: str = "concat"  # concat (the paper's splice) | sum | gated: how side fields join the ids
+    fusion: str = "concat"  # concat (the paper's splice) | sum | gated | attention (scores only, DIF-SR)
 
 
 class AMSRM(Recommender):
@@ -155,6 +179,7 @@ class AMSRM(Recommender):
             raise ConfigError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
         d, ds = config.d_model, config.d_side
         concat, gated = config.fusion == "concat", config.fusion == "gated"
+        self.side_in_scores = config.fusion == "attention"  # no side information in the value stream
         item_fields = schema.item_fields if config.use_item_fields else {}
         user_fields = schema.user_fields if config.use_user_fields else {}
         self.use_behaviour = config.use_behaviour and schema.n_behaviours > 2
@@ -171,16 +196,19 @@ class AMSRM(Recommender):
         self.item_id = nn.Embedding(schema.n_items, d, padding_idx=0)
         self.item_fields = nn.ModuleDict({k: FieldEmbedding(v[0], ds) for k, v in item_fields.items()})
         # concat: [id ⊕ fields] → linear; sum / gated: id + Σ P_f field_f (SideSum)
+        mixed = not (concat or self.side_in_scores)  # sum or gated
         self.item_proj = nn.Linear(d + ds * len(item_fields), d) if item_fields and concat else None
-        self.item_sum = SideSum(d, ds, len(item_fields), gated) if item_fields and not concat else None
+        self.item_sum = SideSum(d, ds, len(item_fields), gated) if item_fields and mixed else None
         self.behaviour = nn.Embedding(schema.n_behaviours, ds, padding_idx=0) if self.use_behaviour else None
         self.user_fields = nn.ModuleDict({k: FieldEmbedding(v[0], ds) for k, v in user_fields.items()})
         n_event_side = int(self.use_behaviour) + len(user_fields)
         self.splice_proj = nn.Linear(d + ds * n_event_side, d) if n_event_side and concat else None
-        self.splice_sum = SideSum(d, ds, n_event_side, gated) if n_event_side and not concat else None
+        self.splice_sum = SideSum(d, ds, n_event_side, gated) if n_event_side and mixed else None
         self.position = nn.Embedding(config.max_len, d)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_blocks))
+        n_scored = len(item_fields) + n_event_side if self.side_in_scores else 0
+        self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout, n_scored, ds)
+                                    for _ in range(config.n_blocks))
         self.ln_out = nn.LayerNorm(d)
         self.apply(lambda m: init_weights(m, config.init_std))
         self._init_identity_splices()
@@ -201,6 +229,9 @@ class AMSRM(Recommender):
                 if fused is not None:
                     for weight in fused.project.parameters():  # its blocks have no bias
                         weight.zero_()
+            for block in self.blocks:  # attention: q_f = 0, so each side score term starts at zero
+                for query in block.attn.side_query:
+                    query.weight.zero_()
 
     def _field_values(self, prefix: str, name: str) -> torch.Tensor:
         return getattr(self, f"{prefix}_{name}")
@@ -239,16 +270,33 @@ class AMSRM(Recommender):
             raise ValueError(f"field gates exist only with fusion='gated', not {self.config.fusion!r}")
         return dict(zip(self.side_field_names(), self._splice(batch)[1], strict=True))
 
-    def _splice(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """E = S ⊕ M fused to (B, T, d), and the gates of "gated" fusion in side_field_names order."""
-        item_seq = batch["item_seq"]
-        B, T = item_seq.shape
-        S, gates = self._fuse_items(item_seq)  # (B, T, d)
-        M = []  # event side information, each (B, T, ds)
+    def _event_side(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """M: the behaviour and user fields of each event, each (B, T, ds)."""
+        B, T = batch["item_seq"].shape
+        M = []
         if self.behaviour is not None:
             M.append(self.behaviour(batch["behaviour_seq"]))
         for k, emb in self.user_fields.items():
             M.append(emb(self._field_values("user", k)[batch["user"]]).unsqueeze(1).expand(B, T, -1))
+        return M
+
+    def side_embeddings(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each active side field's embedding at every position, (B, T, d_side), keyed and ordered as
+        side_field_names: what every fusion reads (the item fields of the sequence's items, M)."""
+        items = batch["item_seq"]
+        side = {f"item.{k}": emb(self._field_values("item", k)[items]) for k, emb in self.item_fields.items()}
+        return dict(zip(self.side_field_names(), [*side.values(), *self._event_side(batch)], strict=True))
+
+    def _scored_side(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor] | None:
+        """"attention" fusion: every side field per position, in side_field_names order; else None."""
+        return list(self.side_embeddings(batch).values()) or None if self.side_in_scores else None
+
+    def _splice(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """E = S ⊕ M fused to (B, T, d), and the gates of "gated" fusion in side_field_names order."""
+        S, gates = self._fuse_items(batch["item_seq"])  # (B, T, d)
+        if self.side_in_scores:
+            return S, gates
+        M = self._event_side(batch)  # event side information, each (B, T, ds)
         if self.splice_proj is not None:
             return self.splice_proj(torch.cat([S, *M], dim=-1)), gates
         if self.splice_sum is not None:
@@ -265,9 +313,9 @@ class AMSRM(Recommender):
         positions = torch.arange(self.config.max_len - T, self.config.max_len, device=item_seq.device)
         x = self.drop(E + self.position(positions))
         x = x * (item_seq != 0).unsqueeze(-1)  # padding carries nothing, not even its position
-        mask = attention_mask(item_seq)
+        mask, side = attention_mask(item_seq), self._scored_side(batch)
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1, side=side)
         return self.ln_out(x)  # (B, T, d), or (B, 1, d)
 
     def last_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

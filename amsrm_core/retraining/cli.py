@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     re.add_argument("--max-epochs", type=int, help="most epochs (AMSRM_RETRAIN_MAX_EPOCHS)")
     re.add_argument("--margin", type=float, help="promote if candidate >= current - margin")
     re.add_argument("--metric", help="gate metric, e.g. ndcg@10 (AMSRM_GATE_METRIC)")
-    re.add_argument("--lr", type=float, default=RetrainOptions.lr,
-                    help=f"Adam learning rate (default: {RetrainOptions.lr})")
+    re.add_argument("--lr", type=float, default=None,
+                    help="Adam learning rate (default: the current version's, else 1e-3)")
     re.add_argument("--model", default=RetrainOptions.model, help="architecture when no version is current")
     re.add_argument("--report", type=Path, help="also write the JSON report here")
 

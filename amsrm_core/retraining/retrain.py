@@ -43,6 +43,10 @@ from amsrm_core.training.trainer import TrainConfig, train
 log = logging.getLogger(__name__)
 
 REPORTED = ("ndcg@10", "recall@10", "mrr@10", "ndcg@20", "recall@20")
+# what a retrain takes from the current version's train_config unless RetrainOptions set it: the recipe
+# it was trained with (its model config, fusion included, comes with its weights: grow.grow_model)
+RECIPE = ("lr", "batch_size", "weight_decay", "precision", "bucket_by_length")
+DEFAULT_RECIPE = {"lr": 1e-3, "batch_size": 128}
 
 
 @dataclass
@@ -52,8 +56,8 @@ class RetrainOptions:
     budget_s: float = 600.0  # training time budget (checked after each epoch)
     max_epochs: int = 20
     patience: int = 3  # epochs without a better validation NDCG@10 before stopping
-    lr: float = 1e-3
-    batch_size: int = 128
+    lr: float | None = None  # None: the current version's (its train_config), else DEFAULT_RECIPE's
+    batch_size: int | None = None  # likewise
     holdout: float = 0.1  # newest fraction of events: the gate's cases (the same again before it: validation)
     gate_metric: str = "ndcg@10"
     gate_margin: float = 0.0  # promote when candidate >= current - margin
@@ -114,9 +118,9 @@ def _retrain(store: TrainingStore, registry: ModelRegistry, options: RetrainOpti
         model, growth = build_model(model_name, data), {}
         log.info("no current version: training a new %s", model_name)
     # ---- training
-    config = TrainConfig(epochs=options.max_epochs, patience=options.patience, lr=options.lr,
-                         batch_size=options.batch_size, seed=options.seed, threads=options.threads,
-                         device=options.device, time_budget_s=options.budget_s, progress=False)
+    config = TrainConfig(epochs=options.max_epochs, patience=options.patience, seed=options.seed,
+                         threads=options.threads, device=options.device, time_budget_s=options.budget_s,
+                         progress=False, **recipe_of(current, options))
     result = train(model, split, config, on_epoch=_log_epoch)
     log.info("trained %d epochs in %.1fs (best: %d)", result.epochs_run, result.train_seconds,
              result.best_epoch)
@@ -165,6 +169,15 @@ def _retrain(store: TrainingStore, registry: ModelRegistry, options: RetrainOpti
     report["current"] = after.version if after else None
     report["seconds"] = round(time.perf_counter() - started, 2)
     return report
+
+
+def recipe_of(current: LoadedVersion | None, options: RetrainOptions) -> dict[str, Any]:
+    """The training recipe of the current version (``RECIPE`` keys of its manifest's train_config),
+    with what ``options`` sets on top; without one, ``DEFAULT_RECIPE``."""
+    saved = (current.checkpoint.manifest.get("train_config") or {}) if current else {}
+    recipe = {**DEFAULT_RECIPE, **{k: saved[k] for k in RECIPE if k in saved}}
+    recipe.update({k: v for k in ("lr", "batch_size") if (v := getattr(options, k)) is not None})
+    return recipe
 
 
 def _gate_metrics(model, model_name: str, data: InteractionData, split: Split, popularity: np.ndarray,
