@@ -74,8 +74,12 @@ def _field_blocks(model: AMSRM) -> dict[str, torch.Tensor]:
     d, ds = model.config.d_model, model.config.d_side
     names = model.side_field_names()
     if model.config.fusion == "attention":
-        return {n: sum(b.attn.side_query[i].weight.norm() * b.attn.side_key[i].weight.norm()
-                       for b in model.blocks).reshape(1, 1) for i, n in enumerate(names)}
+        def norm(layer: nn.Module) -> torch.Tensor:
+            return cast(nn.Linear, layer).weight.norm()
+
+        scale = {n: sum((norm(a.side_query[i]) * norm(a.side_key[i]) for a in model.attentions()),
+                        torch.zeros(())) for i, n in enumerate(names)}
+        return {n: v.reshape(1, 1) for n, v in scale.items()}
     item, event = [n for n in names if n.startswith("item.")], [n for n in names if not n.startswith("item.")]
     if model.config.fusion == "concat":
         concat = ((item, model.item_proj), (event, model.splice_proj))  # a group without fields has none

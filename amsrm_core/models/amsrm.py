@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -229,9 +230,13 @@ class AMSRM(Recommender):
                 if fused is not None:
                     for weight in fused.project.parameters():  # its blocks have no bias
                         weight.zero_()
-            for block in self.blocks:  # attention: q_f = 0, so each side score term starts at zero
-                for query in block.attn.side_query:
-                    query.weight.zero_()
+            for attention in self.attentions():  # attention: q_f = 0, so each side score term starts at 0
+                for query in attention.side_query.parameters():
+                    query.zero_()
+
+    def attentions(self) -> list[SelfAttention]:
+        """Each block's self-attention, in order (typed: ``nn.ModuleList`` items are plain Modules)."""
+        return [cast(Block, block).attn for block in self.blocks]
 
     def _field_values(self, prefix: str, name: str) -> torch.Tensor:
         return getattr(self, f"{prefix}_{name}")
