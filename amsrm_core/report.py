@@ -6,6 +6,8 @@ from pathlib import Path
 
 import orjson
 
+from amsrm.errors import ConfigError
+
 DEFAULT_METRICS = ("ndcg@5", "ndcg@10", "ndcg@20", "hr@10", "recall@20", "precision@10", "mrr@10")
 
 
@@ -41,7 +43,10 @@ def training_curves(path: str | Path) -> dict[str, list[dict]]:
     file, ``<model>`` for a checkpoint (its folder or ``manifest.json``).  Runs recorded before
     the curves were kept have none and are left out."""
     path = Path(path)
-    doc = orjson.loads((path / "manifest.json" if path.is_dir() else path).read_bytes())
+    file = path / "manifest.json" if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigError(f"{file}: no such results file or checkpoint manifest")
+    doc = orjson.loads(file.read_bytes())
     if "models" in doc:  # a results file
         return {f"{name} seed {run['seed']}": run["curve"] for name, entry in doc["models"].items()
                 for run in entry.get("runs", []) if run.get("curve")}

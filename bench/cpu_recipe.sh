@@ -2,7 +2,8 @@
 # The CPU training recipe of docs/BENCHMARKS.md ("Beauty at full quality on the CPU") and the runs
 # behind it, on the 2-core development machine, one run at a time (each with both cores).
 #
-#   AMSRM_DATA=/path/to/data bench/cpu_recipe.sh screen   # seed 0, 150 s each: fp32 vs bf16 (validation)
+#   AMSRM_DATA=/path/to/data bench/cpu_recipe.sh screen NAME [FLAGS…]  # seed 0, 150 s, the recipe + FLAGS
+#       (the screens of docs/BENCHMARKS.md: "bf16 --precision bf16", "bucket --bucket-by-length", …)
 #   AMSRM_DATA=/path/to/data bench/cpu_recipe.sh beauty   # the recipe, seeds 0 1 2, 600 s cap each
 #   AMSRM_DATA=/path/to/data bench/cpu_recipe.sh ml-100k  # the same recipe on ML-100K, seeds 0 1 2
 #   AMSRM_DATA=/path/to/data bench/cpu_recipe.sh fusion DATASET FUSION  # another fusion, the same recipe
@@ -16,11 +17,12 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-docs/results/cpu-recipe}
 PY=${PY:-.venv/bin/python}
 LOCK=${LOCK:-/tmp/amsrm-cpu.lock}
-PRECISION=${PRECISION:-bf16}
+PRECISION=${PRECISION:-fp32}  # bf16 autocast was slower per epoch on this machine (screen)
 mkdir -p "$OUT"
 # The recipe: what the GPU tuning grid chose on validation for Beauty (lr 3e-3, dropout 0.4, full CE,
-# batch 128), plus length-bucketed batches (less padding: Beauty averages 9 events for n = 30).
-RECIPE=(--lr 0.003 --batch-size 128 --set dropout=0.4 --bucket-by-length --threads 2 --no-progress)
+# batch 128); EXTRA adds flags to every run (the screens' winners).
+read -r -a EXTRA <<< "${EXTRA:-}"
+RECIPE=(--lr 0.003 --batch-size 128 --set dropout=0.4 --threads 2 --no-progress "${EXTRA[@]}")
 
 run() {  # run DATASET KEY SEED BUDGET ARGS…: one seed, its own results file
   local dataset=$1 key=$2 seed=$3 budget=$4; shift 4
@@ -34,10 +36,9 @@ merge() {  # merge DATASET KEY: the seeds' files into one entry (mean ± std)
 
 case ${1:-} in
   screen)
-    for precision in fp32 bf16; do
-      run beauty "screen-$precision" 0 150 "${RECIPE[@]}" --precision "$precision" --patience 100
-    done ;;
-  beauty|ml-100k)
+    name=$2; shift 2
+    run beauty "screen-$name" 0 "${SCREEN_S:-150}" "${RECIPE[@]}" --patience 100 "$@" ;;
+  beauty|ml-100k|taobao)
     patience=10; [ "$1" = ml-100k ] && patience=15
     for seed in 0 1 2; do
       run "$1" recipe "$seed" 600 "${RECIPE[@]}" --precision "$PRECISION" --patience "$patience"
@@ -57,5 +58,5 @@ case ${1:-} in
         --patience "$patience" --set use_item_fields=false --set use_behaviour=false --set use_user_fields=false
     done
     merge "$dataset" recipe-id-only ;;
-  *) echo "usage: $0 screen | beauty | ml-100k | fusion DATASET FUSION | id-only DATASET" >&2; exit 2 ;;
+  *) echo "usage: $0 screen NAME [FLAGS…] | beauty | ml-100k | fusion DATASET FUSION | id-only DATASET" >&2; exit 2 ;;
 esac
