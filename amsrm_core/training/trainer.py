@@ -55,8 +55,8 @@ class TrainConfig:
                                  "cores with other work or are paused", tuple(BUDGET_CLOCKS))
     eval_batch_size: int = _setting(512, "users per batch when evaluating")
     mask_history: bool = _setting(True, "rank only items the user has not interacted with")
-    bucket_by_length: bool = _setting(False, "batches of similar window lengths: less padding, faster epochs; "
-                                      "on Beauty with full CE it also learned less per second (BENCHMARKS.md)")
+    bucket_by_length: bool = _setting(False, "batches of similar window lengths: less padding, faster "
+                                      "epochs; on Beauty with full CE it learned less per second too")
     progress: bool = _setting(True, "show a progress bar per run")
 
 
