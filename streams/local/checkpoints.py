@@ -51,6 +51,6 @@ def ensure_checkpoint(directory: str | Path, data: InteractionData, epochs: int 
     log.info("trained %s on %s: %d epochs, valid %s", model, data.name, result.epochs_run,
              {k: round(v, 4) for k, v in result.best_valid.items() if k.endswith("@10")})
     save_checkpoint(directory, net, data, {"valid": result.best_valid},
-                    extra={"dataset": data.name, "protocol": "loo", "seed": seed})
+                    extra={"dataset": data.name, "protocol": "loo", "seed": seed}, training=result.record())
     save_popularity(directory, data, split.train_positions())
     return directory
