@@ -8,6 +8,7 @@
 #   AMSRM_DATA=/path/to/data bench/cpu_recipe.sh ml-100k  # the same recipe on ML-100K, seeds 0 1 2
 #   AMSRM_DATA=/path/to/data bench/cpu_recipe.sh fusion DATASET FUSION  # another fusion, the same recipe
 #   AMSRM_DATA=/path/to/data bench/cpu_recipe.sh id-only DATASET        # SASRec-CE: AMSRM without side info
+#   SUFFIX=-converged BUDGET=3000 bench/cpu_recipe.sh beauty  # trained to patience: rows keyed recipe-converged
 #
 # Every run holds the CPU lock that docs/BENCHMARKS.md uses, so nothing else is timed meanwhile.
 # Results land in docs/results/cpu-recipe/ (one file per run, merged per row); the choices were made
@@ -18,6 +19,7 @@ OUT=${OUT:-docs/results/cpu-recipe}
 PY=${PY:-.venv/bin/python}
 LOCK=${LOCK:-/tmp/amsrm-cpu.lock}
 BUDGET=${BUDGET:-600}  # training seconds per run, checked after each epoch (580 keeps every epoch inside 600)
+SUFFIX=${SUFFIX:-}    # appended to every row key, so a longer budget keeps its own files
 PRECISION=${PRECISION:-fp32}  # bf16 autocast was slower per epoch on this machine (screen)
 mkdir -p "$OUT"
 # The recipe: what the GPU tuning grid chose on validation for Beauty (lr 3e-3, dropout 0.4, full CE,
@@ -26,13 +28,13 @@ read -r -a EXTRA <<< "${EXTRA:-}"
 RECIPE=(--lr 0.003 --batch-size 128 --set dropout=0.4 --threads 2 --no-progress "${EXTRA[@]}")
 
 run() {  # run DATASET KEY SEED BUDGET ARGS…: one seed, its own results file
-  local dataset=$1 key=$2 seed=$3 budget=$4; shift 4
+  local dataset=$1 key=$2$SUFFIX seed=$3 budget=$4; shift 4
   flock "$LOCK" "$PY" -m amsrm train --dataset "$dataset" --seeds "$seed" --key "$key" \
     --time-budget-s "$budget" --results "$OUT/$dataset-$key-seed$seed.json" "$@"
 }
 
 merge() {  # merge DATASET KEY: the seeds' files into one entry (mean ± std)
-  "$PY" -m amsrm results merge "$OUT/$1-$2"-seed?.json --out "$OUT/$1.json"
+  "$PY" -m amsrm results merge "$OUT/$1-$2$SUFFIX"-seed?.json --out "$OUT/$1.json"
 }
 
 case ${1:-} in
