@@ -53,8 +53,16 @@ class FeatureSchema:
         )
 
 
+COUNTS = "__count"  # suffix of a field's counts table / buffer (how often each value was listed)
+
+
 def feature_tables(data: InteractionData) -> dict[str, torch.Tensor]:
-    """Field tables keyed ``item.<field>`` / ``user.<field>``, as models name their buffers."""
-    tables = {f"item.{k}": torch.from_numpy(f.values) for k, f in data.item_fields.items()}
-    tables.update({f"user.{k}": torch.from_numpy(f.values) for k, f in data.user_fields.items()})
+    """Field tables keyed ``item.<field>`` / ``user.<field>``, as models name their buffers, and
+    ``<prefix>.<field>__count`` for a field whose table kept counts (a model may weigh by them)."""
+    tables = {}
+    for prefix, fields in (("item", data.item_fields), ("user", data.user_fields)):
+        for name, table in fields.items():
+            tables[f"{prefix}.{name}"] = torch.from_numpy(table.values)
+            if table.counts is not None:
+                tables[f"{prefix}.{name}{COUNTS}"] = torch.from_numpy(table.counts)
     return tables

@@ -43,7 +43,7 @@ class FieldTable:
     ``values[row]`` holds up to ``width`` distinct value indices, 0-padded; single-valued
     fields have width 1.  Rows 0 (padding) and 1 (unknown id) are all zero.  ``counts[row]``
     says how often each value was listed for that entity (tag data repeat a tag per user who
-    gave it): a weight for whoever wants one; the models pool the distinct values.
+    gave it): AMSRM pools the distinct values, or weighs them by it (``field_weights="count"``).
     """
 
     name: str

@@ -113,3 +113,21 @@ def test_every_loss_trains(small_synthetic, loss):
         model.calculate_loss(batch).backward()
         optimiser.step()
     assert model.calculate_loss(batch).item() < first
+
+
+def test_count_weights_pool_by_log_counts_and_equal_the_plain_mean_without_repeats(small_synthetic):
+    """field_weights="count": a value listed c times weighs log(1 + c); with every value listed once
+    (the synthetic data) the model is exactly the default one."""
+    batch = _batch(small_synthetic)
+    counted, plain = _model(small_synthetic, field_weights="count"), _model(small_synthetic)
+    with torch.no_grad():
+        assert torch.equal(counted.full_sort_predict(batch), plain.full_sort_predict(batch))
+    embedding = counted.item_fields["category"]
+    values, counts = torch.tensor([[3, 5, 0]]), torch.tensor([[1, 7, 0]])
+    w = torch.log1p(torch.tensor([1.0, 7.0]))
+    expected = (w[0] * embedding.embedding.weight[3] + w[1] * embedding.embedding.weight[5]) / w.sum()
+    torch.testing.assert_close(embedding(values, counts)[0], expected)
+    torch.testing.assert_close(embedding(values)[0], embedding.embedding.weight[[3, 5]].mean(0))
+    assert torch.equal(embedding(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 3)), torch.zeros(1, 16))
+    with pytest.raises(ValueError, match="field_weights"):
+        _model(small_synthetic, field_weights="tfidf")

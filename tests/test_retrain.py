@@ -28,7 +28,7 @@ from amsrm_core.retraining.grow import GrowthError, grow_model
 from amsrm_core.retraining.retrain import RetrainOptions, parse_duration, recipe_of, retrain, run_every
 from amsrm_core.retraining.store import SCHEMA, TrainingStore, sample_row
 from amsrm_core.runner import build_model
-from amsrm_core.schema import InteractionData
+from amsrm_core.schema import InteractionData, build_interactions
 from amsrm_core.scoring import save_popularity
 from amsrm_core.training.trainer import TrainConfig
 from amsrm_core.vocab import Vocabulary
@@ -236,3 +236,29 @@ def test_a_schedule_keeps_running_after_a_failed_run():
         raise RuntimeError("store unreachable")  # logged; the next run still happens
 
     assert run_every(0.01, once, stop) == 3
+
+
+def test_retraining_keeps_and_updates_the_counts_of_a_count_weighted_model():
+    """field_weights="count": a retrain's grown model keeps the old rows' counts, takes an event's
+    repeats as the counts of the values it lists, and gives new entities theirs."""
+    tags = {"x": ["t1", "t1", "t2"], "y": ["t2"], "z": ["t3"]}
+    data = build_interactions("tags", ["a", "a", "b", "b"], ["x", "y", "z", "x"], [1, 2, 3, 4],
+                              item_features={"tag": tags})
+    model = build_model("amsrm", data, {"max_len": MAX_LEN, "field_weights": "count"})
+    vocabs = {"item": data.item_vocab, "user": data.user_vocab, "behaviour": data.behaviour_vocab,
+              "item.tag": data.item_fields["tag"].vocab}
+    base = Base.of_model(model, vocabs)
+    assert "item.tag__count" in base.tables
+    columns = (["e1", "e2"], ["c", "c"], ["y", "n"], [None, None])
+    events = Events(*(np.array(v, dtype=object) for v in columns), np.array([5, 6], dtype=np.int64),
+                    item_fields={"tag": {"y": ["t2", "t3", "t2"], "n": ["t4"]}})
+    grown = grow_model(model, "amsrm", encode_events("more", events, base))
+    values, counts = grown.item_tag, grown.item_tag__count
+    vocab = grown.schema.n_items
+    assert vocab == len(data.item_vocab) + 1
+    tag_vocab = data.item_fields["tag"].vocab  # base copies it; t4 is appended after it
+    row = {item: data.item_vocab.lookup(item) for item in "xyz"}
+    assert counts[row["x"]].tolist()[:2] == [2, 1] and values[row["x"], 0] == tag_vocab.lookup("t1")
+    assert counts[row["y"]].tolist()[:2] == [2, 1] and values[row["y"], 1] == tag_vocab.lookup("t3")
+    assert counts[row["z"]].tolist()[:1] == [1]
+    assert counts[vocab - 1].tolist()[:1] == [1] and int(values[vocab - 1, 0]) == len(tag_vocab)

@@ -130,14 +130,15 @@ def test_k_larger_than_what_is_left(checkpoint_dir, small_synthetic):
     assert np.all(np.isfinite(ranked.scores))
 
 
-@pytest.mark.parametrize("name", ["sasrec-ce", "gru4rec", "caser", "attrec", "bpr", "amsrm:sum",
-                                  "amsrm:gated", "amsrm:attention"])
+@pytest.mark.parametrize("name", ["sasrec-ce", "gru4rec", "caser", "attrec", "bpr", "amsrm:fusion=sum",
+                                  "amsrm:fusion=gated", "amsrm:fusion=attention",
+                                  "amsrm:field_weights=count"])
 def test_parity_holds_for_every_registry_model(name, small_synthetic):
     """Untrained weights suffice: parity is about the scoring path, not the model's quality (AMSRM's
     fusions get non-zero side blocks, which start at zero)."""
     torch.manual_seed(0)
-    name, _, fusion = name.partition(":")
-    model = build_model(name, small_synthetic, {"fusion": fusion} if fusion else None).eval()
+    name, _, option = name.partition(":")
+    model = build_model(name, small_synthetic, dict([option.split("=")]) if option else None).eval()
     with torch.no_grad():
         for key, p in model.named_parameters():
             if "proj" in key or "project" in key or "side_query" in key:

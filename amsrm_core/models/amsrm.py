@@ -46,21 +46,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from amsrm.errors import ConfigError
-from amsrm_core.features import FeatureSchema
+from amsrm_core.features import COUNTS, FeatureSchema
 from amsrm_core.models.base import Recommender, attention_mask, init_weights
 
 
 class FieldEmbedding(nn.Module):
-    """Embeds a categorical field whose rows hold up to W values (0 = none): mean of the values."""
+    """Embeds a categorical field whose rows hold up to W values (0 = none): the mean of the values,
+    or, given how often each was listed (``counts``), their mean weighted by log(1 + count) — a tag
+    given by many users weighs more, but not in proportion (a row of single listings is the plain mean)."""
 
     def __init__(self, vocab_size: int, dim: int) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
 
-    def forward(self, values: torch.Tensor) -> torch.Tensor:  # (..., W) → (..., dim)
-        present = (values != 0).unsqueeze(-1).float()
-        summed = (self.embedding(values) * present).sum(-2)
-        return summed / present.sum(-2).clamp(min=1.0)
+    def forward(self, values: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+        # values, counts: (..., W) → (..., dim)
+        weight = (values != 0).float() if counts is None else torch.log1p(counts.float()) * (values != 0)
+        weight = weight.unsqueeze(-1)
+        return (self.embedding(values) * weight).sum(-2) / weight.sum(-2).clamp(min=1e-6)
 
 
 class SelfAttention(nn.Module):
@@ -153,6 +156,7 @@ class SideSum(nn.Module):
 
 
 FUSIONS = ("concat", "sum", "gated", "attention")
+FIELD_WEIGHTS = ("distinct", "count")
 
 
 @dataclass
@@ -170,6 +174,7 @@ class AMSRMConfig:
     n_negatives: int = 256  # only for loss="sampled"
     init_std: float = 0.1  # N(0, 0.1²) init; PyTorch's N(0, 1) embeddings learn slowly with CE
     fusion: str = "concat"  # concat (the paper's splice) | sum | gated | attention (scores only, DIF-SR)
+    field_weights: str = "distinct"  # multi-valued fields: distinct (plain mean) | count (log(1+count))
 
 
 class AMSRM(Recommender):
@@ -178,6 +183,8 @@ class AMSRM(Recommender):
         super().__init__(config, schema)
         if config.fusion not in FUSIONS:
             raise ConfigError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
+        if config.field_weights not in FIELD_WEIGHTS:
+            raise ConfigError(f"field_weights must be one of {FIELD_WEIGHTS}, got {config.field_weights!r}")
         d, ds = config.d_model, config.d_side
         concat, gated = config.fusion == "concat", config.fusion == "gated"
         self.side_in_scores = config.fusion == "attention"  # no side information in the value stream
@@ -185,14 +192,19 @@ class AMSRM(Recommender):
         user_fields = schema.user_fields if config.use_user_fields else {}
         self.use_behaviour = config.use_behaviour and schema.n_behaviours > 2
 
-        # buffers: field values per item / user row (data, saved with the weights)
+        # buffers: field values per item / user row (data, saved with the weights); with
+        # field_weights="count" also how often each value was listed (1 where a table has no counts)
         self.item_field_names = list(item_fields)
         self.user_field_names = list(user_fields)
+        self.weighs_counts = config.field_weights == "count"
         for prefix, fields in (("item", item_fields), ("user", user_fields)):
             for name, (_, width) in fields.items():
                 rows = schema.n_items if prefix == "item" else schema.n_users
                 table = (tables or {}).get(f"{prefix}.{name}", torch.zeros(rows, width, dtype=torch.long))
                 self.register_buffer(f"{prefix}_{name}", table.long().clone())
+                if self.weighs_counts:
+                    counts = (tables or {}).get(f"{prefix}.{name}{COUNTS}", (table != 0).long())
+                    self.register_buffer(f"{prefix}_{name}{COUNTS}", counts.long().clone())
 
         self.item_id = nn.Embedding(schema.n_items, d, padding_idx=0)
         self.item_fields = nn.ModuleDict({k: FieldEmbedding(v[0], ds) for k, v in item_fields.items()})
@@ -241,6 +253,12 @@ class AMSRM(Recommender):
     def _field_values(self, prefix: str, name: str) -> torch.Tensor:
         return getattr(self, f"{prefix}_{name}")
 
+    def _pooled(self, prefix: str, name: str, rows: torch.Tensor) -> torch.Tensor:
+        """Field ``name``'s embedding for the entity ``rows`` (any shape) → (*rows.shape, d_side)."""
+        embedding = (self.item_fields if prefix == "item" else self.user_fields)[name]
+        counts = getattr(self, f"{prefix}_{name}{COUNTS}")[rows] if self.weighs_counts else None
+        return embedding(self._field_values(prefix, name)[rows], counts)
+
     def _encode_items(self, items: torch.Tensor) -> torch.Tensor:
         """Item id ⊕ item side fields → d_model, for any shape of item index tensor."""
         return self._fuse_items(items)[0]
@@ -250,7 +268,7 @@ class AMSRM(Recommender):
         x = self.item_id(items)
         if self.item_proj is None and self.item_sum is None:
             return x, []
-        side = [emb(self._field_values("item", k)[items]) for k, emb in self.item_fields.items()]
+        side = [self._pooled("item", k, items) for k in self.item_fields]
         if self.item_proj is not None:
             return self.item_proj(torch.cat([x, *side], dim=-1)), []
         assert self.item_sum is not None  # one of the two exists (checked above)
@@ -281,15 +299,15 @@ class AMSRM(Recommender):
         M = []
         if self.behaviour is not None:
             M.append(self.behaviour(batch["behaviour_seq"]))
-        for k, emb in self.user_fields.items():
-            M.append(emb(self._field_values("user", k)[batch["user"]]).unsqueeze(1).expand(B, T, -1))
+        for k in self.user_fields:
+            M.append(self._pooled("user", k, batch["user"]).unsqueeze(1).expand(B, T, -1))
         return M
 
     def side_embeddings(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each active side field's embedding at every position, (B, T, d_side), keyed and ordered as
         side_field_names: what every fusion reads (the item fields of the sequence's items, M)."""
         items = batch["item_seq"]
-        side = {f"item.{k}": emb(self._field_values("item", k)[items]) for k, emb in self.item_fields.items()}
+        side = {f"item.{k}": self._pooled("item", k, items) for k in self.item_fields}
         return dict(zip(self.side_field_names(), [*side.values(), *self._event_side(batch)], strict=True))
 
     def _scored_side(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor] | None:

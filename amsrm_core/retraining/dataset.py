@@ -16,6 +16,7 @@ has are kept: a new field would change the architecture, which needs a full
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from amsrm_core.features import COUNTS
 from amsrm_core.retraining.store import first_occurrences
 from amsrm_core.schema import FieldTable, InteractionData, LoadReport
 from amsrm_core.vocab import PAD, UNKNOWN, Vocabulary
@@ -95,7 +97,7 @@ class Base:
     """What the data must stay compatible with: the current model's vocabularies and field tables."""
 
     vocabularies: Mapping[str, Vocabulary]
-    tables: Mapping[str, np.ndarray]  # "item.<field>" / "user.<field>" → (rows, width)
+    tables: Mapping[str, np.ndarray]  # "item.<field>" / "user.<field>" (+ "__count") → (rows, width)
     item_fields: list[str]
     user_fields: list[str]
 
@@ -104,9 +106,9 @@ class Base:
         """The model's field tables are its ``item_<field>`` / ``user_<field>`` buffers (features.py)."""
         state = model.state_dict()
         schema = model.schema
-        tables = {f"{prefix}.{name}": state[f"{prefix}_{name}"].cpu().numpy()
+        tables = {f"{prefix}.{name}{suffix}": state[f"{prefix}_{name}{suffix}"].cpu().numpy()
                   for prefix, names in (("item", schema.item_fields), ("user", schema.user_fields))
-                  for name in names if f"{prefix}_{name}" in state}
+                  for name in names for suffix in ("", COUNTS) if f"{prefix}_{name}{suffix}" in state}
         return cls(vocabularies, tables, list(schema.item_fields), list(schema.user_fields))
 
 
@@ -136,7 +138,8 @@ def encode_events(name: str, events: Events, base: Base | None = None) -> Intera
                         "full `amsrm train`)", prefix, ignored)
         tables[prefix] = {
             f: _field_table(f, entity_vocab, raw.get(f, {}), _copy(vocabs.get(f"{prefix}.{f}"), f),
-                            base.tables.get(f"{prefix}.{f}") if base else None)
+                            base.tables.get(f"{prefix}.{f}") if base else None,
+                            base.tables.get(f"{prefix}.{f}{COUNTS}") if base else None)
             for f in names}
     return InteractionData(
         name=name, users=users[order], items=items[order], timestamps=ts[order], behaviours=behaviours[order],
@@ -146,17 +149,20 @@ def encode_events(name: str, events: Events, base: Base | None = None) -> Intera
 
 
 def _field_table(name: str, entity_vocab: Vocabulary, raw: Mapping[str, list[str]], vocab: Vocabulary,
-                 old: np.ndarray | None) -> FieldTable:
+                 old: np.ndarray | None, old_counts: np.ndarray | None = None) -> FieldTable:
     """The old rows kept, the window's values written over them, new entities appended; a value
-    listed twice for one entity counts once, as when loading (``schema.FieldOptions``)."""
-    encoded = {row: [vocab.add(v) for v in dict.fromkeys(values)] for entity, values in raw.items()
+    listed twice for one entity counts once and its repeats go to the counts, as when loading
+    (``schema.FieldOptions``); old rows keep their counts (1 per value where the model kept none)."""
+    encoded = {row: Counter(vocab.add(v) for v in values) for entity, values in raw.items()
                if (row := entity_vocab.lookup(entity)) > UNKNOWN}  # row 1 (unknown) stays empty
     old_rows, old_width = old.shape if old is not None else (0, 1)
     width = max([old_width, 1, *(len(v) for v in encoded.values())])
     values = np.zeros((len(entity_vocab), width), dtype=np.int64)
+    counts = np.zeros_like(values)
     if old is not None:
         values[:old_rows, :old_width] = old
-    for row, indices in encoded.items():
-        values[row] = 0
-        values[row, : len(indices)] = indices
-    return FieldTable(name, vocab, values)
+        counts[:old_rows, :old_width] = (old != 0) if old_counts is None else old_counts
+    for row, listed in encoded.items():
+        values[row], counts[row] = 0, 0
+        values[row, : len(listed)], counts[row, : len(listed)] = list(listed), list(listed.values())
+    return FieldTable(name, vocab, values, counts)
