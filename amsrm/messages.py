@@ -175,7 +175,8 @@ class DeadLetterHeaders(_Headers, frozen=True, rename={"reason": "amsrm-reason",
                                                          "source": "amsrm-source",
                                                          "truncated": "amsrm-truncated"}):
     """The headers of a dead letter, whose key and value are the rejected message's, unchanged
-    (or, with ``truncated``, their prefixes)."""
+    (or, with ``truncated``, their prefixes); they follow the headers the message carried, kept as
+    they came (one named like these is replaced by ours)."""
 
     reason: Annotated[DeadLetterReason, about(
         "Machine-readable reason code: what validation rejected, scoring_error for a window the scorer "

@@ -167,10 +167,19 @@ async def test_bad_events_become_dead_letters_and_the_agent_goes_on(outputs, sma
 async def test_wrongly_keyed_event_is_rekeyed_not_scored(outputs, small_synthetic):
     _, value = event("u6", small_synthetic.item_vocab.tokens[2], 0)
     async with agents.recommend.test_context() as agent:
-        await agent.put(value, key=b"someone-else", wait=False)
+        await agent.put(value, key=b"someone-else", headers=[("trace-id", b"t-6")], wait=False)
         (forwarded,) = await sent(outputs["events_topic"], 1)
-    assert forwarded == {"key": b"u6", "value": value}
+    assert forwarded == {"key": b"u6", "value": value, "headers": [("trace-id", b"t-6")]}  # headers kept
     assert outputs["recommendations_topic"].send.await_count == 0
+
+
+async def test_a_dead_letter_keeps_the_headers_of_the_event_and_ours_win_a_name_clash(outputs):
+    async with agents.recommend.test_context() as agent:
+        await agent.put(b"{not json", key=b"u5", wait=False,
+                        headers=[("trace-id", b"t-5"), (REASON_HEADER, b"forged"), ("binary", b"\xff\x00")])
+        (dead,) = await sent(outputs["dead_letters_topic"], 1)
+    assert dead["headers"][:2] == [("trace-id", b"t-5"), ("binary", b"\xff\x00")]
+    assert [v for n, v in dead["headers"] if n == REASON_HEADER] == [b"bad_json"]
 
 
 async def test_an_event_that_raises_on_every_try_is_dead_lettered_and_its_batch_goes_on(

@@ -71,13 +71,14 @@ def events_of(data, count: int, offset: int = 0) -> list[dict]:
     return list(dataset_events(data, order=time_order(data)[offset:offset + count]))
 
 
-def produce(settings: StreamSettings, messages: list[tuple[bytes | None, bytes]]) -> None:
+def produce(settings: StreamSettings, messages: list[tuple]) -> None:
+    """Each message (key, value) or (key, value, headers) to the events topic."""
     async def send() -> None:
         producer = make_producer(settings)
         await producer.start()
         try:
-            for key, value in messages:
-                await producer.send(settings.events_topic, value, key=key)
+            for key, value, *headers in messages:
+                await producer.send(settings.events_topic, value, key=key, headers=(headers or [None])[0])
             await producer.flush()
         finally:
             await producer.stop()
@@ -124,9 +125,9 @@ def single_run(broker, checkpoint, small_synthetic, tmp_path_factory):
     valid = [encode(e, NOW_MS + i) for i, e in enumerate(events)]
     messages = list(valid)
     for i, (key, value, _) in enumerate(BAD):
-        messages.insert(100 * (i + 1), (key, value))
+        messages.insert(100 * (i + 1), (key, value, [("trace-id", f"bad-{i}".encode())]))
     rekeyed = {**events[0], "event_id": "rekeyed-0", "user_id": "only-rekeyed-user"}
-    messages.append((b"wrong-key", encode(rekeyed, NOW_MS)[1]))
+    messages.append((b"wrong-key", encode(rekeyed, NOW_MS)[1], [("trace-id", b"rekeyed")]))
     expected = {e["event_id"] for e in events} | {"rekeyed-0"}
     with WorkerProcess(settings, tmp_path_factory.mktemp("logs") / "worker.log") as worker:
         worker.wait_ready(TIMEOUT_S)
@@ -149,9 +150,13 @@ def test_one_recommendation_per_valid_event(single_run):
 
 
 def test_malformed_events_are_dead_lettered_with_reasons(single_run):
-    _, _, _, dead, _ = single_run
-    got = {(m.value, dict(m.headers)[REASON_HEADER].decode()) for m in dead}
-    assert got == {(value, reason) for _, value, reason in BAD}
+    settings, _, _, dead, _ = single_run
+    got = {(m.value, dict(m.headers)[REASON_HEADER].decode(), dict(m.headers)["trace-id"]) for m in dead}
+    assert got == {(value, reason, f"bad-{i}".encode()) for i, (_, value, reason) in enumerate(BAD)}
+    user = b"only-rekeyed-user"
+    (rekeyed,) = [m for m in read(settings, settings.events_topic, lambda ms: any(m.key == user for m in ms))
+                  if m.key == user]
+    assert dict(rekeyed.headers)["trace-id"] == b"rekeyed"  # a re-keyed event keeps its headers
 
 
 def test_stream_top_k_equals_offline_top_k(single_run, checkpoint, small_synthetic):

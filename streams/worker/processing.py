@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -198,7 +198,8 @@ class BatchProcessor:
         key = record.user_id.encode()
         if message.key != key:
             self.counters.rekeyed += 1
-            await self.outputs.events.send(key=key, value=message.value, source=event)
+            await self.outputs.events.send(key=key, value=message.value, headers=own_headers(message),
+                                           source=event)
             return None
         if key in latest:
             window = latest[key][1]
@@ -284,20 +285,39 @@ class BatchProcessor:
             await self.outputs.samples.send(key=key, value=encode(sample), source=s.event)
 
     async def dead_letter(self, event: EventT, rejected: Rejected) -> None:
-        """The raw bytes and key unchanged (prefixes of them when they would not fit in one
-        request: ``truncated`` says so); why and where from in the headers."""
+        """The raw bytes, key and headers unchanged (key and value cut to prefixes when they would
+        not fit in one request: ``truncated`` says so); why and where from in headers of our own,
+        which replace any of the same name the message carried."""
         message = event.message
         self.counters.dead_letters += 1
         self.counters.reasons[rejected.reason] = self.counters.reasons.get(rejected.reason, 0) + 1
         key, value = message.key, message.value or b""
-        fitted_key, fitted_value = fit_dead_letter(key, value, self.settings.producer_max_request_size)
+        carried = [(n, v) for n, v in own_headers(message) if n not in DEAD_LETTER_HEADER_NAMES]
+        limit = self.settings.producer_max_request_size
+        carried_bytes = sum(len(n) + len(v) for n, v in carried)
+        if carried_bytes > limit // 2:  # the record would not fit: the original keeps them at source
+            log.warning("dead letter of %s/%s/%s without its %d bytes of headers", message.topic,
+                        message.partition, message.offset, carried_bytes)
+            carried, carried_bytes = [], 0
+        fitted_key, fitted_value = fit_dead_letter(key, value, limit - carried_bytes)
         headers = DeadLetterHeaders.of(rejected.reason, rejected.detail, message.topic, message.partition,
                                        message.offset)
         if (fitted_key, fitted_value) != (key, value):
             headers = msgspec.structs.replace(headers, truncated=f"key={len(key or b'')} value={len(value)}")
         log.debug("dead letter %s: %s (%s)", headers.source, rejected.reason, rejected.detail)
         await self.outputs.dead_letters.send(key=fitted_key, value=fitted_value,
-                                             headers=headers.kafka_headers(), source=event)
+                                             headers=carried + headers.kafka_headers(), source=event)
+
+
+DEAD_LETTER_HEADER_NAMES = frozenset(DeadLetterHeaders.__struct_encode_fields__)
+
+
+def own_headers(message: Any) -> list[tuple[str, bytes]]:
+    """A consumed message's Kafka headers as (name, bytes) pairs (Faust hands a sequence or a
+    mapping, or None): what a re-keyed event and a dead letter carry on, so nothing of it is lost."""
+    headers = message.headers or ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [(str(name), bytes(value or b"")) for name, value in pairs]
 
 
 DEAD_LETTER_HEADROOM = 4096  # record and header overhead left free in a request (headers are < 1 KiB)
