@@ -218,8 +218,12 @@ def test_ablation_writes_variants_and_field_importance(tmp_path):
     assert outcome.trained == len(VARIANTS)
     models = _read(tmp_path / "docs/results/synthetic-ablation.json")["models"]
     assert set(models) == set(VARIANTS)
-    fusions = [models[v]["config"]["fusion"] for v in ("all", "all-sum", "all-gated")]
-    assert fusions == ["concat", "sum", "gated"]
+    fusions = [models[v]["config"]["fusion"] for v in ("all", "all-sum", "all-gated", "all-attention")]
+    assert fusions == ["concat", "sum", "gated", "attention"]
+    valid = {v: m["valid_metrics"]["ndcg@10"]["mean"] for v, m in models.items()}
+    best = max(valid, key=lambda v: (valid[v], -list(VARIANTS).index(v)))  # the first of equals
+    table = (tmp_path / "docs/results/synthetic-ablation.md").read_text()
+    assert f"Chosen on validation NDCG@10 (mean over seeds): **{best}**" in table
     assert models["none"]["field_importance"] == {}
     assert set(models["all-sum"]["field_importance"]) == set(SIDE_FIELDS)
     assert set(models["item"]["field_importance"]) == {"item.category", "item.brand"}

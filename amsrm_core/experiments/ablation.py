@@ -6,7 +6,10 @@ Variants (all AMSRM, same init idea: every variant starts as the id-only model):
 - ``none``: no side information (= SASRec-CE with AMSRM's window);
 - ``item``, ``behaviour``, ``user``: one side field group alone;
 - ``all``: every group, fused as in the paper (concat, then a linear projection);
-- ``all-sum``, ``all-gated``: every group, fused by (gated) addition (``AMSRMConfig.fusion``).
+- ``all-sum``, ``all-gated``: every group, fused by (gated) addition (``AMSRMConfig.fusion``);
+- ``all-attention``: every group in the attention scores only, not in the values (DIF-SR's idea).
+The variant with the best mean *validation* NDCG@10 is reported as the one chosen for the data
+set (``none`` first, so side information has to beat the id-only model to be chosen).
 Groups a data set lacks are switched off in every variant (Beauty has item fields only),
 so a variant left with no side information is skipped and ``all`` equal to ``item`` is
 trained once (the two share a run key).
@@ -27,6 +30,7 @@ from torch import nn
 from amsrm_core.batching import training_windows
 from amsrm_core.experiments import plots
 from amsrm_core.experiments.common import DatasetRuns, Job, Options, Outcome, model_overrides, summary_entry
+from amsrm_core.experiments.grids import select_best
 from amsrm_core.experiments.store import RunStore
 from amsrm_core.models.amsrm import AMSRM
 from amsrm_core.report import results_table
@@ -45,6 +49,7 @@ VARIANTS: dict[str, dict] = {
     "all": {**_ALL, "fusion": "concat"},
     "all-sum": {**_ALL, "fusion": "sum"},
     "all-gated": {**_ALL, "fusion": "gated"},
+    "all-attention": {**_ALL, "fusion": "attention"},
 }
 FIGURE_METRICS = ("ndcg@10", "hr@10")
 
@@ -136,27 +141,41 @@ def run_ablation(options: Options, variants: list[str] | None = None) -> Outcome
         skipped = [v for v in variants or VARIANTS if v not in chosen]
         if skipped:
             print(f"ablation {runs.name}: skipping {', '.join(skipped)} (no such side information)")
-        entries = {}
+        entries, finished = {}, {}
         for variant, flags in chosen.items():
             overrides = model_overrides("amsrm", options.model_set, flags)
             jobs = [Job(variant, "amsrm", overrides, runs.train_config(), s) for s in options.seeds]
             records = runs.run(jobs, variant, extra=_importance)
             if records is not None:
-                entries[variant] = summary_entry(jobs[0], records)
+                entries[variant], finished[variant] = summary_entry(jobs[0], records), records
         if options.dry_run or not entries:
             continue
-        outcome.outputs += _write(runs, entries, options)
+        selected = list(finished)[select_best(list(finished.values()))]
+        print(f"ablation {runs.name}: chosen on validation NDCG@10: {selected}")
+        outcome.outputs += _write(runs, entries, options, selected)
     return outcome
 
 
-def _write(runs: DatasetRuns, entries: dict[str, dict], options: Options) -> list:
+def _selection(entries: dict[str, dict], selected: str) -> str:
+    """The chosen variant, as the table's reader needs it: validation that chose, test against none."""
+    def ndcg(variant: str, split: str) -> float:
+        return entries[variant][split]["ndcg@10"]["mean"]
+    line = (f"Chosen on validation NDCG@10 (mean over seeds): **{selected}** (validation "
+            f"{ndcg(selected, 'valid_metrics'):.4f}, test {ndcg(selected, 'metrics'):.4f}")
+    if "none" in entries and selected != "none":
+        line += f", {ndcg(selected, 'metrics') / ndcg('none', 'metrics') - 1:+.1%} over `none` on test"
+    return line + ").\n"
+
+
+def _write(runs: DatasetRuns, entries: dict[str, dict], options: Options, selected: str) -> list:
     name, results, figures = runs.name, options.out_dir / "results", options.out_dir / "figures"
     path = results / f"{name}-ablation.json"
     for variant, entry in entries.items():
         write_results(path, name, f"{options.protocol}-full", runs.split.describe(), variant, entry)
     table = results / f"{name}-ablation.md"
     table.write_text(f"# {name}: AMSRM side information and fusion ablation\n\n"
-                     + results_table(path, ("ndcg@10", "hr@10", "ndcg@20", "mrr@10")) + "\n")
+                     + results_table(path, ("ndcg@10", "hr@10", "ndcg@20", "mrr@10")) + "\n\n"
+                     + _selection(entries, selected))
     outputs = [path, table, plots.bars(
         {m.upper(): {v: e["metrics"][m] for v, e in entries.items()} for m in FIGURE_METRICS},
         figures / f"{name}-ablation.png", f"{name}: ablation (test, mean ± std over seeds)", "score")]
