@@ -37,6 +37,22 @@ def test_training_restores_the_best_validation_epoch(small_synthetic):
     assert run.train.best_valid["ndcg@10"] == pytest.approx(best)
 
 
+def test_the_learning_rate_decays_after_each_plateau_of_lr_decay_patience_epochs(small_synthetic):
+    """With lr 1 the validation score soon stops improving: each run of 2 stale epochs cuts the rate."""
+    split = leave_one_out(small_synthetic)
+    config = TrainConfig(epochs=8, patience=8, lr=1.0, lr_decay_patience=2, lr_decay_factor=0.5, progress=False)
+    history = run_seed("amsrm", split, {"max_len": 10}, config, 0).train.history
+    best, stale, lr = -1.0, 0, 1.0
+    for h in history:  # the rule, replayed on the run's own validation scores; h["lr"]: the epoch's rate
+        assert h["lr"] == pytest.approx(lr)
+        if h["valid"]["ndcg@10"] > best:
+            best, stale = h["valid"]["ndcg@10"], 0
+        else:
+            stale += 1
+            lr *= 0.5 if stale % 2 == 0 else 1.0
+    assert history[-1]["lr"] < 1.0, "the run never reached a plateau: the test proves nothing"
+
+
 def test_bf16_training_runs_and_bad_precision_is_refused(small_synthetic):
     split = leave_one_out(small_synthetic)
     run = run_seed("amsrm", split, {"max_len": 10},

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 REPORTED = ("ndcg@10", "recall@10", "mrr@10", "ndcg@20", "recall@20")
 # what a retrain takes from the current version's train_config unless RetrainOptions set it: the recipe
 # it was trained with (its model config, fusion included, comes with its weights: grow.grow_model)
-RECIPE = ("lr", "batch_size", "weight_decay", "precision", "bucket_by_length")
+RECIPE = ("lr", "batch_size", "weight_decay", "precision", "bucket_by_length", "lr_decay_patience",
+          "lr_decay_factor")
 DEFAULT_RECIPE = {"lr": 1e-3, "batch_size": 128}
 
 

@@ -44,6 +44,10 @@ class TrainConfig:
     lr: float = _setting(1e-3, "Adam learning rate")
     weight_decay: float = _setting(0.0, "Adam weight decay")
     patience: int = _setting(10, "epochs without a better validation NDCG@10 before stopping")
+    lr_decay_patience: int = _setting(0, "multiply the learning rate by lr_decay_factor after this many "
+                                      "epochs without a better validation NDCG@10, and again after as many "
+                                      "more; 0 = a constant rate")
+    lr_decay_factor: float = _setting(0.3, "see lr_decay_patience")
     seed: int = _setting(0, "seed of initialisation, shuffling and negative sampling")
     threads: int = _setting(0, "torch CPU threads; 0 = leave torch's default. Set it when sharing cores")
     device: str = _setting("auto", "auto, cpu, cuda or cuda:N (auto = cuda when there is one)")
@@ -91,8 +95,8 @@ class TrainResult:
         """What results files and checkpoint manifests keep of the run: the stop reason, and per
         epoch the training loss, these validation metrics and the seconds (``amsrm results curve``)."""
         curve = [{"epoch": h["epoch"], "loss": round(h["loss"], 6), "seconds": round(h["seconds"], 3),
-                  "valid": {m: round(h["valid"][m], 6) for m in metrics if m in h["valid"]}}
-                 for h in self.history]
+                  "valid": {m: round(h["valid"][m], 6) for m in metrics if m in h["valid"]},
+                  **({"lr": h["lr"]} if "lr" in h else {})} for h in self.history]
         return {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "stop_reason": self.stop_reason,
                 "curve": curve}
 
@@ -191,13 +195,16 @@ def train(
         budget_used += budget_clock() - budget_started
         score = valid[SELECTION_METRIC]
         result.history.append({"epoch": epoch, "loss": total / max(batches, 1), "valid": valid,
-                               "seconds": seconds, "elapsed_s": elapsed})
+                               "seconds": seconds, "elapsed_s": elapsed, "lr": optimiser.param_groups[0]["lr"]})
         if score > best_score:
             best_score, stale = score, 0
             best_state = copy.deepcopy(model.state_dict())
             result.best_epoch, result.best_valid, result.seconds_to_best = epoch, valid, elapsed
         else:
             stale += 1
+            if config.lr_decay_patience and stale % config.lr_decay_patience == 0:
+                for group in optimiser.param_groups:  # a plateau: smaller steps from here on
+                    group["lr"] *= config.lr_decay_factor
         bar.set_postfix(loss=f"{total / max(batches, 1):.3f}", valid_ndcg10=f"{score:.4f}",
                         best=f"{best_score:.4f}@{result.best_epoch}")
         if on_epoch is not None:
