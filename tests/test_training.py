@@ -40,7 +40,8 @@ def test_training_restores_the_best_validation_epoch(small_synthetic):
 def test_the_learning_rate_decays_after_each_plateau_of_lr_decay_patience_epochs(small_synthetic):
     """With lr 1 the validation score soon stops improving: each run of 2 stale epochs cuts the rate."""
     split = leave_one_out(small_synthetic)
-    config = TrainConfig(epochs=8, patience=8, lr=1.0, lr_decay_patience=2, lr_decay_factor=0.5, progress=False)
+    config = TrainConfig(epochs=8, patience=8, lr=1.0, lr_decay_patience=2, lr_decay_factor=0.5,
+                         progress=False)
     history = run_seed("amsrm", split, {"max_len": 10}, config, 0).train.history
     best, stale, lr = -1.0, 0, 1.0
     for h in history:  # the rule, replayed on the run's own validation scores; h["lr"]: the epoch's rate
