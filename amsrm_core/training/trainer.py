@@ -194,8 +194,9 @@ def train(
         elapsed += seconds
         budget_used += budget_clock() - budget_started
         score = valid[SELECTION_METRIC]
-        result.history.append({"epoch": epoch, "loss": total / max(batches, 1), "valid": valid, "seconds": seconds,
-                               "elapsed_s": elapsed, "lr": optimiser.param_groups[0]["lr"]})
+        lr = optimiser.param_groups[0]["lr"]  # this epoch's rate (a plateau below may cut the next one's)
+        result.history.append({"epoch": epoch, "loss": total / max(batches, 1), "valid": valid,
+                               "seconds": seconds, "elapsed_s": elapsed, "lr": lr})
         if score > best_score:
             best_score, stale = score, 0
             best_state = copy.deepcopy(model.state_dict())
