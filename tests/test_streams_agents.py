@@ -18,7 +18,7 @@ from amsrm_core.scoring import FALLBACK_POPULARITY, Scorer
 from streams.local.checkpoints import ensure_checkpoint
 from streams.worker import agents
 from streams.worker.app import app
-from streams.worker.processing import DETAIL_HEADER, REASON_HEADER
+from streams.worker.processing import DEAD_LETTER_HEADER_NAMES, DETAIL_HEADER, REASON_HEADER
 from streams.worker.state import UserWindow
 from streams.worker.tables import windows_table
 
@@ -180,6 +180,18 @@ async def test_a_dead_letter_keeps_the_headers_of_the_event_and_ours_win_a_name_
         (dead,) = await sent(outputs["dead_letters_topic"], 1)
     assert dead["headers"][:2] == [("trace-id", b"t-5"), ("binary", b"\xff\x00")]
     assert [v for n, v in dead["headers"] if n == REASON_HEADER] == [b"bad_json"]
+
+
+async def test_headers_that_would_not_fit_a_request_are_left_at_the_source(outputs):
+    """Carried headers over half a request are dropped from the dead letter (ours stay), so it still
+    fits; the event's value keeps the room."""
+    limit = agents.settings.producer_max_request_size
+    async with agents.recommend.test_context() as agent:
+        await agent.put(b"{not json", key=b"u5", wait=False, headers=[("blob", b"x" * (limit // 2 + 1))])
+        (dead,) = await sent(outputs["dead_letters_topic"], 1)
+    assert {n for n, _ in dead["headers"]} <= DEAD_LETTER_HEADER_NAMES  # ours only: "blob" was left out
+    assert dict(dead["headers"])[REASON_HEADER] == b"bad_json"
+    assert dead["value"] == b"{not json"
 
 
 async def test_an_event_that_raises_on_every_try_is_dead_lettered_and_its_batch_goes_on(

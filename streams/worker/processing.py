@@ -293,26 +293,25 @@ class BatchProcessor:
         self.counters.reasons[rejected.reason] = self.counters.reasons.get(rejected.reason, 0) + 1
         key, value = message.key, message.value or b""
         carried = [(n, v) for n, v in own_headers(message) if n not in DEAD_LETTER_HEADER_NAMES]
-        limit = self.settings.producer_max_request_size
-        carried_bytes = sum(len(n) + len(v) for n, v in carried)
-        if carried_bytes > limit // 2:  # the record would not fit: the original keeps them at source
-            log.warning("dead letter of %s/%s/%s without its %d bytes of headers", message.topic,
-                        message.partition, message.offset, carried_bytes)
-            carried, carried_bytes = [], 0
-        fitted_key, fitted_value = fit_dead_letter(key, value, limit - carried_bytes)
+        fitted_key, fitted_value, fitted_headers = fit_dead_letter(key, value, carried,
+                                                                   self.settings.producer_max_request_size)
+        if len(fitted_headers) != len(carried):  # the original keeps them at its source
+            log.warning("dead letter of %s/%s/%s without the event's headers: they would not fit a request",
+                        message.topic, message.partition, message.offset)
         headers = DeadLetterHeaders.of(rejected.reason, rejected.detail, message.topic, message.partition,
                                        message.offset)
         if (fitted_key, fitted_value) != (key, value):
             headers = msgspec.structs.replace(headers, truncated=f"key={len(key or b'')} value={len(value)}")
         log.debug("dead letter %s: %s (%s)", headers.source, rejected.reason, rejected.detail)
         await self.outputs.dead_letters.send(key=fitted_key, value=fitted_value,
-                                             headers=carried + headers.kafka_headers(), source=event)
+                                             headers=fitted_headers + headers.kafka_headers(), source=event)
 
 
 DEAD_LETTER_HEADER_NAMES = frozenset(DeadLetterHeaders.__struct_encode_fields__)
+Headers = list[tuple[str, bytes]]  # Kafka headers: (name, value) pairs
 
 
-def own_headers(message: Any) -> list[tuple[str, bytes]]:
+def own_headers(message: Any) -> Headers:
     """A consumed message's Kafka headers as (name, bytes) pairs (Faust hands a sequence or a
     mapping, or None): what a re-keyed event and a dead letter carry on, so nothing of it is lost."""
     headers = message.headers or ()
@@ -324,9 +323,15 @@ DEAD_LETTER_HEADROOM = 4096  # record and header overhead left free in a request
 DEAD_LETTER_MAX_KEY = 1024  # a longer key is not a user id: keep its prefix
 
 
-def fit_dead_letter(key: bytes | None, value: bytes, max_request_size: int) -> tuple[bytes | None, bytes]:
-    """Key and value cut to prefixes so that the dead letter fits in one producer request."""
+def fit_dead_letter(key: bytes | None, value: bytes, carried: Headers, max_request_size: int
+                    ) -> tuple[bytes | None, bytes, Headers]:
+    """Key, value and the event's own headers, cut so that the dead letter fits in one producer
+    request: the key to a prefix, the headers dropped whole if they would take over half of it,
+    the value to what room is left."""
     if key is not None and len(key) > DEAD_LETTER_MAX_KEY:
         key = key[:DEAD_LETTER_MAX_KEY]
-    room = max_request_size - DEAD_LETTER_HEADROOM - len(key or b"")
-    return key, value[:max(room, 0)]
+    carried_bytes = sum(len(n) + len(v) for n, v in carried)
+    if carried_bytes > max_request_size // 2:
+        carried, carried_bytes = [], 0
+    room = max_request_size - DEAD_LETTER_HEADROOM - len(key or b"") - carried_bytes
+    return key, value[:max(room, 0)], carried
